@@ -1,0 +1,77 @@
+"""The config skeleton every experiment starts from (``ml_collections.ConfigDict``).
+
+An experiment file ``experiments/<family>/<name>.py`` defines ``get_config(arg=None)``, starting from
+``base_config()`` and filling in its blocks; ``arg`` is the variant after the colon
+(``--config experiments/x.py:smoke``). The launcher locks the config, so a mistyped
+``--config.key=value`` is an error. Keys here mean the same thing in every family.
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+
+def base_config() -> ml_collections.ConfigDict:
+  c = ml_collections.ConfigDict()
+  c.seed = 0
+  c.batch_size = 128                 # global batch (all devices, all processes)
+  c.num_train_steps = 1000           # completed updates at the end of training
+  c.log_every_steps = 100            # metrics logged at multiples of this and at the end
+  c.checkpoint_every_steps = 1000    # checkpoints at multiples of this and at the end
+  c.eval_every_steps = 0             # 0: evaluate only at the end of training
+  c.sample_every_steps = 0           # sample grids (generators); 0: only at the end
+  c.keep_checkpoints = 3             # the last N checkpoints are kept ...
+  c.keep_checkpoint_every_steps = 0  # ... plus every multiple of this (0: none)
+  c.distributed = False              # call jax.distributed.initialize() (also when JAX_COORDINATOR_ADDRESS is set)
+
+  c.data = ml_collections.ConfigDict()
+  c.data.name = "digits"             # see jaxgen.data
+  c.data.split = "train"
+  c.data.eval_split = ""             # '' : no evaluation data
+  c.data.resolution = 0              # 0 : native resolution
+  c.data.random_flip = False
+  c.data.data_dir = ""               # TFDS data_dir / image folder or zip ('' : TFDS default)
+  c.data.shuffle_buffer = 0          # unused by random-access sources (global shuffle), kept for streams
+
+  c.model = ml_collections.ConfigDict()
+  c.model.name = ""                  # a name in jaxgen.models.names()
+  c.model.dtype = "float32"          # compute dtype (params stay float32)
+  c.model.overrides = ml_collections.ConfigDict()   # keyword overrides for jaxgen.models.create
+
+  c.optimizer = ml_collections.ConfigDict()
+  c.optimizer.name = "adam"          # adam | adamw | sgd | rmsprop | lamb
+  c.optimizer.learning_rate = 1e-3
+  c.optimizer.b1 = 0.9
+  c.optimizer.b2 = 0.999
+  c.optimizer.eps = 1e-8
+  c.optimizer.momentum = 0.0
+  c.optimizer.nesterov = False
+  c.optimizer.rms_decay = 0.9
+  c.optimizer.centered = False
+  c.optimizer.weight_decay = 0.0
+  c.optimizer.schedule = "constant"  # constant | cosine | linear | exponential
+  c.optimizer.warmup_steps = 0
+  c.optimizer.end_lr_factor = 0.0
+  c.optimizer.decay_steps = 1
+  c.optimizer.decay_rate = 1.0
+  c.optimizer.staircase = True
+  c.optimizer.clip_grad_norm = 0.0   # 0: no clipping
+  c.optimizer.grad_accum_steps = 1
+  c.optimizer.ema_halflife_kimg = 0.0  # EDM-style half-life in thousands of images (0: use ema_decay)
+  c.optimizer.ema_rampup_ratio = 0.0
+  c.optimizer.ema_decay = 0.0        # constant EMA decay when no half-life is given (0: no EMA)
+
+  c.task = ml_collections.ConfigDict()
+  c.task.name = ""                   # a module of jaxgen.tasks
+  return c
+
+
+def smoke(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """Shrinks run-length keys for the ``:smoke`` variant (the experiment then shrinks its model)."""
+  c.num_train_steps = 2
+  c.log_every_steps = 1
+  c.checkpoint_every_steps = 2
+  c.eval_every_steps = 0
+  c.sample_every_steps = 0
+  c.batch_size = 16
+  return c

@@ -1,0 +1,61 @@
+"""Reproduced tables: ``python -m jaxgen.tables [name ...]`` prints each paper table beside ours.
+
+Each module of this package (``backbones.py``, ``diffusion.py``, ...) defines ``tables() ->
+list[Table]``; the command discovers them, so a family adds its tables without editing this file.
+A row holds the paper's value, ours and the relative deviation; deviations over ``tolerance`` are
+flagged and must carry a ``note`` explaining them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import pkgutil
+from typing import Any, Callable, Sequence
+
+
+@dataclasses.dataclass
+class Table:
+  title: str
+  columns: Sequence[str]
+  rows: list[Sequence[Any]]
+  source: str = ""                       # where the paper numbers come from
+  notes: list[str] = dataclasses.field(default_factory=list)
+
+  def render(self) -> str:
+    cells = [[str(c) for c in self.columns]] + [[_fmt(v) for v in r] for r in self.rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(self.columns))]
+    line = lambda r: "  ".join(v.rjust(w) if i else v.ljust(w) for i, (v, w) in enumerate(zip(r, widths)))
+    out = [self.title, "=" * len(self.title)]
+    if self.source:
+      out.append(f"source: {self.source}")
+    out += [line(cells[0]), line(["-" * w for w in widths])] + [line(r) for r in cells[1:]]
+    out += [f"note: {n}" for n in self.notes]
+    return "\n".join(out)
+
+
+def _fmt(v: Any) -> str:
+  if isinstance(v, float):
+    return f"{v:.4g}" if abs(v) < 1e4 else f"{v:,.0f}"
+  if isinstance(v, int):
+    return f"{v:,}"
+  return str(v)
+
+
+def deviation(ours: float, paper: float) -> float:
+  """Relative deviation (ours − paper)/paper."""
+  return (ours - paper) / paper if paper else float("nan")
+
+
+def modules() -> list[str]:
+  return sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_"))
+
+
+def collect(selected: Sequence[str] = ()) -> list[Table]:
+  out = []
+  for name in modules():
+    if selected and name not in selected:
+      continue
+    fn: Callable[[], list[Table]] = importlib.import_module(f"{__name__}.{name}").tables
+    out.extend(fn())
+  return out
