@@ -1,0 +1,1 @@
+"""Evaluation metrics: Fréchet distances (FID and the digits FD), IS, KID, bits/dim, accuracy, AP."""
