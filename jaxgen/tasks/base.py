@@ -109,7 +109,12 @@ class LossTask(Task):
   def _grads(self, params, model_state, batch, key):
     """Mean gradient over ``optimizer.grad_accum_steps`` micro-batches (a ``lax.scan``)."""
     accum = int(self.config.optimizer.get("grad_accum_steps", 1))
-    grad_fn = jax.value_and_grad(lambda p, ms, b, k: self.loss(p, ms, b, k, True), has_aux=True)
+
+    def loss_fn(p, ms, b, k):
+      loss, metrics, ms = self.loss(p, ms, b, k, True)
+      return loss, (metrics, ms)
+
+    grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
     if accum == 1:
       (loss, (metrics, model_state)), grads = grad_fn(params, model_state, batch, key)
       return loss, metrics, model_state, grads
