@@ -22,6 +22,8 @@ def base_config() -> ml_collections.ConfigDict:
   c.sample_every_steps = 0           # sample grids (generators); 0: only at the end
   c.keep_checkpoints = 3             # the last N checkpoints are kept ...
   c.keep_checkpoint_every_steps = 0  # ... plus every multiple of this (0: none)
+  c.eval_batch_size = 0              # global batch of evaluation (0: batch_size)
+  c.num_grid_samples = 64            # samples in each workdir/samples/step_<N>.png (generators; 0: none)
   c.distributed = False              # call jax.distributed.initialize() (also when JAX_COORDINATOR_ADDRESS is set)
 
   c.data = ml_collections.ConfigDict()
@@ -32,6 +34,19 @@ def base_config() -> ml_collections.ConfigDict:
   c.data.random_flip = False
   c.data.data_dir = ""               # TFDS data_dir / image folder or zip ('' : TFDS default)
   c.data.shuffle_buffer = 0          # unused by random-access sources (global shuffle), kept for streams
+  c.data.toy = "8gaussians"          # toy2d: 8gaussians | 25gaussians | swiss_roll | checkerboard | two_moons | rings
+  c.data.eval_size = 0               # eval examples: 0 = the whole eval split (toy2d: 10000 fixed samples); n: the first n
+  c.data.crop = ""                   # '' (data set default) | none | center | random | inception (random-resized crop)
+  c.data.crop_size = 0               # side in pixels of the square center/random crop (0: from crop_fraction)
+  c.data.crop_fraction = 0.0         # crop side / min(H, W) (0: data set default, e.g. 0.875 for ImageNet eval)
+  c.data.crop_padding = 0            # 'random' crop: zero-pad every side by this many pixels first (CIFAR: 4)
+  c.data.resize_method = "bicubic"   # PIL filter for resizing: bicubic | bilinear | lanczos | box | nearest
+  c.data.augment = ""                # '' | randaugment | autoaugment (jaxgen.data.randaugment), training only
+  c.data.augment_layers = 2          # RandAugment: number of ops per image (N)
+  c.data.augment_magnitude = 9       # RandAugment: magnitude (M, 0..30)
+  c.data.num_threads = 4             # grain prefetch threads per process
+  c.data.prefetch = 8                # batches buffered ahead per process
+  c.data.num_workers = 0             # grain worker processes (0: threads in the main process only)
 
   c.model = ml_collections.ConfigDict()
   c.model.name = ""                  # a name in jaxgen.models.names()
