@@ -1,0 +1,79 @@
+"""Xception (Chollet, CVPR 2017), as in Keras ``applications.Xception`` (input 299×299).
+
+Entry flow: 3×3/2 conv 32 (valid) → 3×3 conv 64 (valid) → three blocks of [ReLU] → separable 3×3
+→ BN → ReLU → separable 3×3 → BN → 3×3/2 max pool, plus a 1×1/2 conv + BN shortcut (128, 256, 728
+channels; the first block starts without ReLU). Middle flow: 8 × (3 × [ReLU → separable 728 → BN]) with
+identity shortcuts. Exit flow: [ReLU → sep 728 → BN → ReLU → sep 1024 → BN → max pool] + 1×1/2 conv
+shortcut, then sep 1536 → BN → ReLU → sep 2048 → BN → ReLU, global pool, logistic/softmax layer.
+A separable conv is a 3×3 depthwise conv followed by a 1×1 pointwise conv, neither with bias.
+Keras BatchNorm: momentum 0.99, ε 1e-3. Trainable parameters: 22,855,952 (Keras; also the paper's
+Table 3).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax.numpy as jnp
+from flax import linen as nn
+
+from jaxgen.models import register
+from jaxgen.models.cnn_layers import batch_norm, image_inputs, to_dtype
+
+
+class SeparableConv(nn.Module):
+  features: int
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x):
+    x = nn.Conv(x.shape[-1], (3, 3), padding="SAME", feature_group_count=x.shape[-1], use_bias=False,
+                dtype=self.dtype, name="depthwise")(x)
+    return nn.Conv(self.features, (1, 1), use_bias=False, dtype=self.dtype, name="pointwise")(x)
+
+
+class Xception(nn.Module):
+  num_classes: int = 1000
+  middle_blocks: int = 8
+  bn_momentum: float = 0.99
+  bn_eps: float = 1e-3
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x, train: bool = False):
+    dtype = to_dtype(self.dtype)
+    bn = lambda name: batch_norm(train, self.bn_momentum, self.bn_eps, name=name)
+    sep = lambda f, name: SeparableConv(f, dtype, name=name)
+    x = x.astype(dtype)
+    x = nn.relu(bn("stem1_bn")(nn.Conv(32, (3, 3), (2, 2), padding="VALID", use_bias=False, dtype=dtype,
+                                       name="stem1")(x)))
+    x = nn.relu(bn("stem2_bn")(nn.Conv(64, (3, 3), padding="VALID", use_bias=False, dtype=dtype, name="stem2")(x)))
+
+    def down_block(x, f1, f2, name, relu_first=True):
+      r = nn.Conv(f2, (1, 1), (2, 2), padding="SAME", use_bias=False, dtype=dtype, name=f"{name}_shortcut")(x)
+      r = bn(f"{name}_shortcut_bn")(r)
+      h = nn.relu(x) if relu_first else x
+      h = bn(f"{name}_bn1")(sep(f1, f"{name}_sep1")(h))
+      h = bn(f"{name}_bn2")(sep(f2, f"{name}_sep2")(nn.relu(h)))
+      h = nn.max_pool(h, (3, 3), (2, 2), padding="SAME")
+      return h + r
+
+    x = down_block(x, 128, 128, "entry1", relu_first=False)
+    x = down_block(x, 256, 256, "entry2")
+    x = down_block(x, 728, 728, "entry3")
+    for i in range(self.middle_blocks):
+      h = x
+      for j in range(3):
+        h = bn(f"middle{i}_bn{j}")(sep(728, f"middle{i}_sep{j}")(nn.relu(h)))
+      x = x + h
+    x = down_block(x, 728, 1024, "exit1")
+    x = nn.relu(bn("exit2_bn1")(sep(1536, "exit2_sep1")(x)))
+    x = nn.relu(bn("exit2_bn2")(sep(2048, "exit2_sep2")(x)))
+    x = jnp.mean(x, axis=(1, 2))
+    return nn.Dense(self.num_classes, dtype=dtype, name="classifier")(x).astype(jnp.float32)
+
+
+@register("xception", inputs=image_inputs(299))
+def xception(resolution: int | None = None, **overrides) -> Xception:
+  del resolution
+  return Xception(**overrides)
