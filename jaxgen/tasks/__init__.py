@@ -1,11 +1,13 @@
 """Tasks: what a model family contributes to the one trainer.
 
-``config.task.name`` names a module of this package; ``get(config)`` imports it and returns its
-``Task(config)``. See ``jaxgen.tasks.base`` for the contract.
+``config.task.name`` names a module of this package (``diffusion``, ``gan``, ...) or, for tasks
+defined outside jaxgen, a dotted module path (``my_project.my_task``); ``get(config)`` imports it and
+returns its ``Task(config)``. See ``jaxgen.tasks.base`` for the contract.
 """
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import pkgutil
 
@@ -17,6 +19,19 @@ def names() -> list[str]:
 def get(config):
   """The task object for ``config`` (``config.task.name`` selects the module)."""
   name = config.task.name
+  if "." in name:
+    try:
+      module = importlib.import_module(name)
+    except ImportError as e:
+      raise ValueError(f"task.name={name!r} cannot be imported ({e}): set --config.task.name to one "
+                       f"of {', '.join(names())} or an importable module path.") from None
+    if not hasattr(module, "Task"):
+      raise ValueError(f"task module {name!r} defines no Task class: add `class Task(jaxgen.tasks.base"
+                       ".Task)` to it.")
+    return module.Task(config)
   if name not in names():
-    raise ValueError(f"task.name={name!r} is unknown: use one of {', '.join(names())}.")
+    close = difflib.get_close_matches(name, names(), n=2)
+    hint = f" (did you mean {', '.join(close)}?)" if close else ""
+    raise ValueError(f"task.name={name!r} is unknown{hint}: set --config.task.name to one of "
+                     f"{', '.join(names()) or '(none yet)'} or a dotted module path.")
   return importlib.import_module(f"{__name__}.{name}").Task(config)

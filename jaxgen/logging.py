@@ -1,0 +1,241 @@
+"""Run logging: ``metrics.jsonl``, TensorBoard event files, a progress display and image writers.
+
+Only process 0 of a multi-host run writes (the writers here are no-ops elsewhere).
+
+- ``MetricWriter(workdir)``: ``write(step, metrics)`` appends one JSON object per call to
+  ``workdir/metrics.jsonl`` (``{"step": N, ...}``; after a resume a step may appear twice and readers
+  keep the last record) and scalars to TensorBoard (``workdir/tensorboard``, tensorboardX, no
+  TensorFlow). ``read_metrics(workdir)`` reads the file back, last record per step.
+- ``Progress``: a tqdm bar (step, loss, img/s, ETA) on interactive terminals, plain periodic lines
+  otherwise.
+- ``save_image_grid(images, path)`` / ``save_scatter(points, path)``: PNGs of samples.
+"""
+
+from __future__ import annotations
+
+import json
+import logging as _pylogging
+import math
+import os
+import sys
+import time
+from typing import Any, Mapping
+
+import numpy as np
+
+log = _pylogging.getLogger("jaxgen")
+
+# TensorBoard tags: metrics without a '/' get this prefix per kind of record.
+_TRAIN_PREFIX = "train/"
+
+
+def _scalar(v: Any) -> float | int | bool | None:
+  v = np.asarray(v)
+  if v.size != 1:
+    return None
+  v = v.reshape(()).item()
+  if isinstance(v, float) and not math.isfinite(v):
+    return v  # json.dumps writes NaN/Infinity, which Python's json reads back
+  return v
+
+
+class MetricWriter:
+  """JSONL + TensorBoard writer for one workdir; ``enabled=False`` (processes > 0) writes nothing."""
+
+  def __init__(self, workdir: str, enabled: bool = True):
+    self.workdir = workdir
+    self.enabled = enabled
+    self._tb = None
+    self._file = None
+    if enabled:
+      os.makedirs(workdir, exist_ok=True)
+      self._file = open(os.path.join(workdir, "metrics.jsonl"), "a", encoding="utf-8")
+
+  def _writer(self):
+    if self._tb is None:
+      from tensorboardX import SummaryWriter  # imported lazily: it is slow to import
+      self._tb = SummaryWriter(logdir=os.path.join(self.workdir, "tensorboard"), flush_secs=30)
+    return self._tb
+
+  def write(self, step: int, metrics: Mapping[str, Any], prefix: str = _TRAIN_PREFIX) -> dict:
+    """Appends ``{"step": step, **metrics}`` (scalars only) and returns that record."""
+    record: dict[str, Any] = {"step": int(step)}
+    for k, v in metrics.items():
+      s = _scalar(v)
+      if s is not None:
+        record[k] = s
+    if not self.enabled:
+      return record
+    self._file.write(json.dumps(record) + "\n")
+    self._file.flush()
+    tb = self._writer()
+    for k, v in record.items():
+      if k != "step" and isinstance(v, (int, float)) and not isinstance(v, bool):
+        tb.add_scalar(k if "/" in k else prefix + k, v, int(step))
+    tb.flush()
+    return record
+
+  def close(self):
+    if self._file is not None:
+      self._file.close()
+      self._file = None
+    if self._tb is not None:
+      self._tb.close()
+      self._tb = None
+
+
+def read_metrics(workdir: str) -> dict[int, dict]:
+  """``{step: record}`` from ``workdir/metrics.jsonl``, the last record of each step winning."""
+  out: dict[int, dict] = {}
+  path = os.path.join(workdir, "metrics.jsonl")
+  if not os.path.exists(path):
+    return out
+  with open(path, encoding="utf-8") as f:
+    for line in f:
+      line = line.strip()
+      if line:
+        try:
+          rec = json.loads(line)
+        except json.JSONDecodeError:  # a line cut short by a kill
+          continue
+        out[int(rec["step"])] = rec
+  return out
+
+
+def _fmt_duration(seconds: float) -> str:
+  if not math.isfinite(seconds):
+    return "?"
+  seconds = int(round(seconds))
+  h, rem = divmod(seconds, 3600)
+  m, s = divmod(rem, 60)
+  return f"{h}:{m:02d}:{s:02d}"
+
+
+class Progress:
+  """Training progress: tqdm on a TTY, else one plain line per ``report`` call.
+
+  ``advance(step)`` is called every step (no host sync: it only moves the bar);
+  ``report(step, loss, img_per_sec)`` at log boundaries updates the postfix / prints a line with the
+  ETA extrapolated from the measured step rate.
+  """
+
+  def __init__(self, start_step: int, total_steps: int, enabled: bool = True, stream=None,
+               interactive: bool | None = None):
+    self.total = int(total_steps)
+    self.step = int(start_step)
+    self.enabled = enabled
+    self.stream = stream or sys.stderr
+    if interactive is None:
+      interactive = hasattr(self.stream, "isatty") and self.stream.isatty()
+    self._bar = None
+    self._t0 = time.monotonic()
+    self._s0 = self.step
+    if enabled and interactive:
+      from tqdm import tqdm
+      self._bar = tqdm(total=self.total, initial=self.step, file=self.stream, unit="step",
+                       dynamic_ncols=True, smoothing=0.1)
+
+  def advance(self, step: int):
+    if self._bar is not None and step > self.step:
+      self._bar.update(step - self.step)
+    self.step = step
+
+  def eta(self) -> float:
+    done = self.step - self._s0
+    if done <= 0:
+      return float("inf")
+    rate = (time.monotonic() - self._t0) / done
+    return rate * (self.total - self.step)
+
+  def report(self, step: int, loss: float, img_per_sec: float):
+    self.advance(step)
+    if not self.enabled:
+      return
+    if self._bar is not None:
+      self._bar.set_postfix(loss=f"{loss:.4g}", img_s=f"{img_per_sec:.1f}", refresh=True)
+    else:
+      width = len(str(self.total))
+      print(f"step {step:>{width}}/{self.total}  loss {loss:.5g}  img/s {img_per_sec:.1f}  "
+            f"eta {_fmt_duration(self.eta())}", file=self.stream, flush=True)
+
+  def close(self):
+    if self._bar is not None:
+      self._bar.close()
+      self._bar = None
+
+
+def images_to_uint8(images: np.ndarray) -> np.ndarray:
+  """[-1, 1] floats -> uint8 with round((x + 1)·127.5), clipped (the EDM/ADM convention)."""
+  x = np.asarray(images, np.float32)
+  return np.clip(np.rint((x + 1.0) * 127.5), 0, 255).astype(np.uint8)
+
+
+def image_grid(images: np.ndarray, ncols: int | None = None, pad: int = 2) -> np.ndarray:
+  """[N, H, W, C] images in [-1, 1] -> one uint8 [rows·(H+pad)+pad, cols·(W+pad)+pad, C] grid.
+
+  ``ncols`` defaults to ceil(sqrt(N)); missing cells and the padding are black.
+  """
+  x = images_to_uint8(images)
+  if x.ndim == 3:
+    x = x[..., None]
+  if x.ndim != 4:
+    raise ValueError(f"image_grid takes [N, H, W, C] images, got shape {x.shape}.")
+  n, h, w, c = x.shape
+  ncols = ncols or max(1, math.ceil(math.sqrt(n)))
+  nrows = max(1, math.ceil(n / ncols))
+  grid = np.zeros((nrows * (h + pad) + pad, ncols * (w + pad) + pad, c), np.uint8)
+  for i in range(n):
+    r, col = divmod(i, ncols)
+    y0, x0 = pad + r * (h + pad), pad + col * (w + pad)
+    grid[y0:y0 + h, x0:x0 + w] = x[i]
+  return grid
+
+
+def save_image_grid(images: np.ndarray, path: str, ncols: int | None = None, pad: int = 2) -> str:
+  """Writes ``image_grid(images)`` as a PNG (grey for 1 channel, RGB for 3) and returns the path."""
+  from PIL import Image
+
+  grid = image_grid(images, ncols, pad)
+  if grid.shape[-1] == 1:
+    img = Image.fromarray(grid[..., 0], mode="L")
+  elif grid.shape[-1] == 3:
+    img = Image.fromarray(grid, mode="RGB")
+  else:
+    raise ValueError(f"save_image_grid writes 1- or 3-channel images, got {grid.shape[-1]} channels.")
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  img.save(path)
+  return path
+
+
+def save_scatter(points: np.ndarray, path: str, title: str | None = None, lim: float | None = None) -> str:
+  """Scatter plot PNG of [n, 2] points (2-D toy generators); returns the path."""
+  import matplotlib
+  matplotlib.use("Agg", force=False)
+  from matplotlib.figure import Figure
+
+  p = np.asarray(points, np.float32)
+  if p.ndim != 2 or p.shape[1] != 2:
+    raise ValueError(f"save_scatter takes [n, 2] points, got shape {p.shape}.")
+  fig = Figure(figsize=(4, 4), dpi=100)
+  ax = fig.add_subplot(1, 1, 1)
+  ax.scatter(p[:, 0], p[:, 1], s=2, alpha=0.6, linewidths=0)
+  ax.set_aspect("equal")
+  if lim is not None:
+    ax.set_xlim(-lim, lim)
+    ax.set_ylim(-lim, lim)
+  if title:
+    ax.set_title(title)
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  fig.savefig(path)
+  return path
+
+
+def save_samples_png(samples: np.ndarray, path: str) -> str | None:
+  """An image grid for NHWC samples, a scatter plot for [n, 2] points; None for other shapes."""
+  s = np.asarray(samples)
+  if s.ndim == 4 and s.shape[-1] in (1, 3):
+    return save_image_grid(s, path)
+  if s.ndim == 2 and s.shape[1] == 2:
+    return save_scatter(s, path)
+  log.warning("samples of shape %s are neither NHWC images nor [n, 2] points; no PNG written.", s.shape)
+  return None

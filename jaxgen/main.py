@@ -1,0 +1,70 @@
+"""Launcher: ``python -m jaxgen.main --config experiments/<family>/<name>.py[:variant] --workdir DIR``.
+
+Flags: ``--mode train|eval|sample`` (default train), ``--num_samples N`` (``--mode sample``), and
+``--config.a.b=value`` overrides of the (locked) config: a mistyped key or a value of the wrong type
+is an error. Training resumes from ``DIR/checkpoints`` when it holds checkpoints of a compatible run.
+The work itself lives in ``jaxgen.train``; user errors print one line and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from absl import app, flags
+from absl import logging as absl_logging
+from ml_collections import config_flags
+
+FLAGS = flags.FLAGS
+config_flags.DEFINE_config_file("config", None, "Experiment config file: path.py[:variant].",
+                                lock_config=True)
+flags.DEFINE_string("workdir", None, "Directory holding the run: checkpoints, metrics, samples.")
+flags.DEFINE_enum("mode", "train", ["train", "eval", "sample"], "What to do with the run.")
+flags.DEFINE_integer("num_samples", 64, "Number of samples written by --mode sample.")
+
+
+def _fail(msg: str, status: int = 2):
+  print(f"jaxgen: error: {msg}", file=sys.stderr, flush=True)
+  sys.exit(status)
+
+
+def _parse_flags(argv):
+  try:
+    return FLAGS(argv)
+  except flags.Error as e:
+    _fail(" ".join(str(e).split()))
+  except Exception as e:  # noqa: BLE001 - errors while loading/overriding the config file
+    _fail(" ".join(f"{type(e).__name__}: {e}".split()))
+
+
+def main(argv):
+  if len(argv) > 1:
+    _fail(f"unexpected arguments {' '.join(argv[1:])}: every option is a --flag.")
+  if FLAGS.config is None:
+    _fail("--config is required: pass --config experiments/<family>/<name>.py[:variant].")
+  if not FLAGS.workdir:
+    _fail("--workdir is required: pass the directory the run writes to.")
+  if not FLAGS["verbosity"].present:  # orbax logs every save at INFO: keep the console readable
+    absl_logging.set_verbosity(absl_logging.WARNING)
+  logging.getLogger("jaxgen").setLevel(logging.INFO)
+  from jaxgen import train  # imported here so flag errors do not pay for importing JAX
+
+  try:
+    if FLAGS.mode == "train":
+      train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
+    elif FLAGS.mode == "eval":
+      result = train.evaluate(FLAGS.config, FLAGS.workdir)
+      print(" ".join(f"{k}={v:.6g}" if isinstance(v, float) else f"{k}={v}" for k, v in result.items()))
+    else:
+      paths = train.sample(FLAGS.config, FLAGS.workdir, FLAGS.num_samples)
+      for p in paths.values():
+        print(p)
+  except train.ConfigError as e:
+    logging.getLogger("jaxgen").debug("config error", exc_info=True)
+    _fail(str(e))
+  except train.NonFiniteError as e:
+    _fail(str(e), status=1)
+
+
+if __name__ == "__main__":
+  app.run(main, flags_parser=_parse_flags)

@@ -1,0 +1,671 @@
+"""The one trainer: every family trains, evaluates and samples through these three functions.
+
+  train_and_evaluate(config, workdir)   # train (resuming from workdir/checkpoints), evaluate, sample
+  evaluate(config, workdir)             # restore the latest checkpoint and evaluate it
+  sample(config, workdir, num)          # restore the latest checkpoint and write num samples
+
+A task (``jaxgen.tasks``) supplies pure ``init``/``train_step``/``evaluate``/``sample``; this module
+supplies the rest: validation of the config and workdir before any work (``ConfigError``, one line
+naming the cause and the fix, nothing in the workdir touched), the data-parallel mesh (batch over
+``'data'``, state replicated, ``jax.jit`` with the state donated), the per-step key
+``fold_in(wrap_key_data(state.rng), state.step)``, checkpoints and exact resume
+(``jaxgen.checkpoint``), logging (``jaxgen.logging``), the non-finite guard, SIGTERM handling and
+multi-host data sharding.
+
+Step rules (ARCHITECTURE.md): ``step`` counts completed updates. Metrics (means over the steps since
+the previous record; ``lr`` is the learning rate of the last step) are logged at multiples of
+``log_every_steps`` and at ``num_train_steps``; checkpoints at multiples of ``checkpoint_every_steps``,
+at ``num_train_steps`` and on SIGTERM; evaluation at multiples of ``eval_every_steps`` and at the end;
+sample grids (generative tasks) at multiples of ``sample_every_steps`` and at the end, in
+``workdir/samples/step_<N>.png``.
+
+Workdir layout: ``config.json`` (resolved config), ``metrics.jsonl``, ``tensorboard/``,
+``checkpoints/<step>/``, ``samples/``, ``eval/step_<N>.json`` (``--mode eval``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import json
+import logging as _pylogging
+import math
+import os
+import signal
+import threading
+import time
+from typing import Any, Iterable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxgen import checkpoint as ckpt_lib
+from jaxgen import logging as log_lib
+from jaxgen import optim
+from jaxgen import sharding as shd
+from jaxgen import tasks as tasks_lib
+from jaxgen.tasks import base as task_base
+
+log = _pylogging.getLogger("jaxgen")
+
+# Keys that may change between a run and its resumption (they do not alter the computed params,
+# except that schedules depending on num_train_steps are re-stretched: a warning says so).
+# A prefix ending in '.' covers a whole block.
+RESUMABLE_KEYS = (
+    "num_train_steps", "log_every_steps", "checkpoint_every_steps", "eval_every_steps",
+    "sample_every_steps", "keep_checkpoints", "keep_checkpoint_every_steps", "distributed",
+    "eval_batch_size", "num_grid_samples", "data.eval_split", "data.eval_size", "data.data_dir",
+    "data.num_threads", "data.prefetch", "data.num_workers", "task.eval.",
+)
+# For --mode eval / sample only the keys that fix the checkpoint's structure must match.
+STRUCTURE_KEYS = ("model.", "optimizer.", "task.name")
+
+# fold_in tags of the keys not tied to a training step (steps stay below 2**31 - 16).
+_INIT_TAG, _EVAL_TAG, _SAMPLE_TAG = 2**31 - 1, 2**31 - 2, 2**31 - 3
+
+
+class ConfigError(ValueError):
+  """A user-caused problem (config, workdir, data) found before any work: one line, with the fix."""
+
+
+class NonFiniteError(RuntimeError):
+  """Training produced a non-finite loss or gradient; the run stopped without saving that state."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Validation
+# ---------------------------------------------------------------------------------------------
+
+# key: (type, lower bound, upper bound (exclusive) or None, what the bound means)
+_INT, _FLOAT, _BOOL, _STR = "int", "float", "bool", "str"
+_SCHEMA = {
+    "seed": (_INT, 0, None),
+    "batch_size": (_INT, 1, None),
+    "num_train_steps": (_INT, 1, None),
+    "log_every_steps": (_INT, 1, None),
+    "checkpoint_every_steps": (_INT, 1, None),
+    "eval_every_steps": (_INT, 0, None),
+    "sample_every_steps": (_INT, 0, None),
+    "keep_checkpoints": (_INT, 1, None),
+    "keep_checkpoint_every_steps": (_INT, 0, None),
+    "eval_batch_size": (_INT, 0, None),
+    "num_grid_samples": (_INT, 0, None),
+    "distributed": (_BOOL, None, None),
+    "data.name": (_STR, None, None),
+    "model.name": (_STR, None, None),
+    "task.name": (_STR, None, None),
+    "optimizer.name": (_STR, None, None),
+    "optimizer.learning_rate": (_FLOAT, 0.0, None),
+    "optimizer.b1": (_FLOAT, 0.0, 1.0),
+    "optimizer.b2": (_FLOAT, 0.0, 1.0),
+    "optimizer.eps": (_FLOAT, 0.0, None),
+    "optimizer.momentum": (_FLOAT, 0.0, 1.0),
+    "optimizer.weight_decay": (_FLOAT, 0.0, None),
+    "optimizer.warmup_steps": (_INT, 0, None),
+    "optimizer.clip_grad_norm": (_FLOAT, 0.0, None),
+    "optimizer.grad_accum_steps": (_INT, 1, None),
+    "optimizer.ema_halflife_kimg": (_FLOAT, 0.0, None),
+    "optimizer.ema_rampup_ratio": (_FLOAT, 0.0, None),
+    "optimizer.ema_decay": (_FLOAT, 0.0, 1.0),
+}
+
+
+def _get(config, path: str, default=None):
+  node = config
+  for part in path.split("."):
+    if node is None or not hasattr(node, "get"):
+      return default
+    node = node.get(part, None)
+  return default if node is None else node
+
+
+def _check_value(path: str, value, kind: str, lo, hi) -> None:
+  flag = f"--config.{path}"
+  if kind == _INT:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+      raise ConfigError(f"config.{path}={value!r} must be an integer: set {flag}=<int>.")
+  elif kind == _FLOAT:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
+      raise ConfigError(f"config.{path}={value!r} must be a number: set {flag}=<float>.")
+    if not math.isfinite(float(value)):
+      raise ConfigError(f"config.{path}={value!r} must be finite: set {flag} to a finite number.")
+  elif kind == _BOOL:
+    if not isinstance(value, (bool, np.bool_)):
+      raise ConfigError(f"config.{path}={value!r} must be True or False: set {flag}=true|false.")
+    return
+  elif kind == _STR:
+    if not isinstance(value, str):
+      raise ConfigError(f"config.{path}={value!r} must be a string: set {flag}=<name>.")
+    return
+  if lo is not None and value < lo:
+    raise ConfigError(f"config.{path}={value!r} is impossible (it must be >= {lo}): set {flag} to a "
+                      f"value >= {lo}.")
+  if hi is not None and value >= hi:
+    raise ConfigError(f"config.{path}={value!r} is impossible (it must be < {hi}): set {flag} to a "
+                      f"value in [{lo}, {hi}).")
+
+
+def validate_config(config, *, device_count: int | None = None, process_count: int | None = None,
+                    mode: str = "train") -> None:
+  """Raises ``ConfigError`` on wrong types, impossible values and unknown names (no side effects)."""
+  device_count = jax.device_count() if device_count is None else device_count
+  process_count = jax.process_count() if process_count is None else process_count
+  for path, (kind, lo, hi) in _SCHEMA.items():
+    value = _get(config, path)
+    if value is not None:
+      _check_value(path, value, kind, lo, hi)
+  if not config.task.get("name"):
+    raise ConfigError("config.task.name is empty: set it to a module of jaxgen.tasks "
+                      f"({', '.join(tasks_lib.names()) or 'none yet'}) or a dotted module path.")
+  if config.optimizer.name not in optim.OPTIMIZERS:
+    raise ConfigError(f"optimizer.name={config.optimizer.name!r} is unknown: set "
+                      f"--config.optimizer.name to one of {', '.join(optim.OPTIMIZERS)}.")
+  sched = config.optimizer.get("schedule", "constant")
+  if sched not in optim.SCHEDULES:
+    raise ConfigError(f"optimizer.schedule={sched!r} is unknown: set --config.optimizer.schedule to "
+                      f"one of {', '.join(optim.SCHEDULES)}.")
+  accum = int(config.optimizer.get("grad_accum_steps", 1))
+  unit = device_count * accum
+  if config.batch_size % unit:
+    raise ConfigError(
+        f"batch_size={config.batch_size} is not divisible by {device_count} devices x "
+        f"grad_accum_steps {accum} = {unit}: set --config.batch_size to a multiple of {unit}.")
+  eval_bs = int(config.get("eval_batch_size", 0) or config.batch_size)
+  if eval_bs % process_count:
+    raise ConfigError(f"eval_batch_size={eval_bs} is not divisible by {process_count} processes: set "
+                      f"--config.eval_batch_size to a multiple of {process_count}.")
+  if config.get("model") is not None and config.model.get("name"):
+    from jaxgen import models
+    names = models.names()
+    if config.model.name not in names:
+      import difflib
+      close = difflib.get_close_matches(config.model.name, names, n=3)
+      hint = f" (did you mean {', '.join(close)}?)" if close else ""
+      raise ConfigError(f"model.name={config.model.name!r} is not a registered model{hint}: set "
+                        "--config.model.name to one of jaxgen.models.names().")
+
+
+def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
+  out = {}
+  if isinstance(d, dict):
+    for k, v in d.items():
+      out.update(_flatten(v, f"{prefix}{k}."))
+    if not d and prefix:
+      out[prefix[:-1]] = {}
+  else:
+    out[prefix[:-1]] = d
+  return out
+
+
+def config_to_dict(config) -> dict:
+  """The resolved config as JSON-compatible data (tuples become lists)."""
+  return json.loads(config.to_json_best_effort(sort_keys=True))
+
+
+def _matches(key: str, patterns: Iterable[str]) -> bool:
+  return any(key == p or (p.endswith(".") and key.startswith(p)) for p in patterns)
+
+
+def config_diff(old: dict, new: dict, *, ignore: Iterable[str] = (), only: Iterable[str] | None = None
+                ) -> list[str]:
+  """Dotted keys whose values differ between two config dicts (``ignore``d keys skipped)."""
+  a, b = _flatten(old), _flatten(new)
+  keys = sorted(set(a) | set(b))
+  out = []
+  for k in keys:
+    if _matches(k, ignore) or (only is not None and not _matches(k, only)):
+      continue
+    if a.get(k, "<absent>") != b.get(k, "<absent>"):
+      out.append(k)
+  return out
+
+
+def _describe(v) -> str:
+  return "absent" if v is None else repr(v)
+
+
+def check_workdir(workdir: str, config, mode: str) -> None:
+  """Raises ``ConfigError`` when ``workdir`` cannot hold (or does not hold) this run."""
+  if not workdir:
+    raise ConfigError("--workdir is empty: pass the directory the run writes to.")
+  path = os.path.abspath(workdir)
+  if os.path.exists(path) and not os.path.isdir(path):
+    raise ConfigError(f"--workdir {workdir} is a file, not a directory: pass a directory path.")
+  probe = path
+  while not os.path.exists(probe):
+    parent = os.path.dirname(probe)
+    if parent == probe:
+      break
+    probe = parent
+  if mode == "train" and (not os.path.isdir(probe) or not os.access(probe, os.W_OK | os.X_OK)):
+    raise ConfigError(f"--workdir {workdir} is not writable ({probe} denies writing): choose a "
+                      "directory you can write to.")
+  if mode != "train" and not ckpt_lib.saved_steps(path):
+    raise ConfigError(f"--workdir {workdir} holds no checkpoint: train first (--mode train) or point "
+                      "--workdir at a trained run.")
+  if mode != "train" and not os.access(probe, os.W_OK | os.X_OK):
+    raise ConfigError(f"--workdir {workdir} is not writable, so --mode {mode} cannot write its "
+                      "results: choose a writable copy of the run.")
+  saved = os.path.join(path, "config.json")
+  if os.path.exists(saved):
+    try:
+      with open(saved, encoding="utf-8") as f:
+        old = json.load(f)
+    except (OSError, json.JSONDecodeError) as e:
+      raise ConfigError(f"{saved} is unreadable ({e}): repair or remove it, or use a new --workdir.")
+    new = config_to_dict(config)
+    if mode == "train":
+      diff = config_diff(old, new, ignore=RESUMABLE_KEYS)
+    else:
+      diff = config_diff(old, new, only=STRUCTURE_KEYS)
+    if diff:
+      fo, fn = _flatten(old), _flatten(new)
+      parts = ", ".join(f"{k} ({_describe(fo.get(k))} -> {_describe(fn.get(k))})" for k in diff[:12])
+      more = f" and {len(diff) - 12} more" if len(diff) > 12 else ""
+      raise ConfigError(
+          f"--workdir {workdir} holds a run with an incompatible config: {parts}{more} differ from "
+          f"its config.json; use a new --workdir, or pass the saved values to resume this run.")
+
+
+# ---------------------------------------------------------------------------------------------
+# Set-up shared by the three modes
+# ---------------------------------------------------------------------------------------------
+
+def data_api(config):
+  """The module providing ``train_dataset``/``eval_dataset``/``example_batch`` for ``data.name``.
+
+  ``jaxgen.data`` for the built-in data sets; a dotted ``data.name`` (``my_pkg.my_data``) names a
+  user module with the same three functions.
+  """
+  name = config.data.name
+  if "." in name:
+    try:
+      mod = importlib.import_module(name)
+    except ImportError as e:
+      raise ConfigError(f"data.name={name!r} cannot be imported ({e}): set --config.data.name to a "
+                        "data set of jaxgen.data or an importable module path.") from None
+  else:
+    mod = importlib.import_module("jaxgen.data")
+  for fn in ("train_dataset", "eval_dataset", "example_batch"):
+    if not hasattr(mod, fn):
+      raise ConfigError(f"data module {mod.__name__} lacks {fn}(): it must provide train_dataset, "
+                        "eval_dataset and example_batch.")
+  return mod
+
+
+def is_generative(task) -> bool:
+  """Whether the task overrides ``sample`` (generators get sample grids)."""
+  return type(task).sample is not task_base.Task.sample
+
+
+@dataclasses.dataclass
+class _Run:
+  config: Any
+  workdir: str
+  task: Any
+  data: Any                      # the data module
+  mesh: Any
+  process_index: int
+  process_count: int
+  example_batch: Any
+  train_ds: Any = None
+
+
+_USER_ERRORS = (ValueError, KeyError, TypeError, FileNotFoundError, NotADirectoryError,
+                PermissionError, ImportError)
+
+
+def _one_line(e: BaseException) -> str:
+  msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+  msg = " ".join(str(msg).split())
+  return msg or type(e).__name__
+
+
+def _prepare(config, workdir: str, mode: str) -> _Run:
+  """Validation and construction that precede any write; user errors become ``ConfigError``."""
+  try:
+    shd.maybe_initialize_distributed(config)
+    pi, pc = jax.process_index(), jax.process_count()
+    validate_config(config, mode=mode)
+    check_workdir(workdir, config, mode)
+    task = tasks_lib.get(config)
+    if mode == "sample" and not is_generative(task):
+      raise ConfigError(f"task {config.task.name!r} does not generate samples: use --mode train or "
+                        "--mode eval with it.")
+    data = data_api(config)
+    per_process = config.batch_size // pc
+    example = data.example_batch(config.data, per_process)
+    train_ds = None
+    if mode == "train":
+      train_ds = data.train_dataset(config.data, batch_size=per_process, seed=config.seed,
+                                    process_index=pi, process_count=pc)
+  except ConfigError:
+    raise
+  except _USER_ERRORS as e:
+    raise ConfigError(_one_line(e)) from e
+  return _Run(config=config, workdir=os.path.abspath(workdir), task=task, data=data,
+              mesh=shd.make_mesh(), process_index=pi, process_count=pc, example_batch=example,
+              train_ds=train_ds)
+
+
+def _base_key(run: _Run):
+  return jax.random.key(int(run.config.seed))
+
+
+def _init_fn(run: _Run):
+  """jit-compiled ``task.init`` producing the replicated initial state (same on every process)."""
+  example = jax.tree_util.tree_map(np.asarray, run.example_batch)
+  key = jax.random.fold_in(_base_key(run), _INIT_TAG)
+  return jax.jit(lambda: run.task.init(key, example), out_shardings=shd.replicated(run.mesh))
+
+
+def _abstract_state(run: _Run, init_fn):
+  rep = shd.replicated(run.mesh)
+  shapes = jax.eval_shape(init_fn)
+  return jax.tree_util.tree_map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=rep), shapes)
+
+
+def _eval_batches(run: _Run):
+  cfg = run.config
+  if not cfg.data.get("eval_split"):
+    return None
+  bs = int(cfg.get("eval_batch_size", 0) or cfg.batch_size) // run.process_count
+  return run.data.eval_dataset(cfg.data, batch_size=bs, process_index=run.process_index,
+                               process_count=run.process_count)
+
+
+def _evaluate(run: _Run, state) -> dict[str, float]:
+  key = jax.random.fold_in(_base_key(run), _EVAL_TAG)
+  out = run.task.evaluate(state, key, _eval_batches(run))
+  return {k: float(np.asarray(shd.to_host(v))) for k, v in (out or {}).items()}
+
+
+def _samples(run: _Run, state, n: int) -> np.ndarray:
+  key = jax.random.fold_in(_base_key(run), _SAMPLE_TAG)
+  return np.asarray(shd.to_host(run.task.sample(state, key, n)))
+
+
+def _write_json(path: str, obj) -> None:
+  tmp = f"{path}.tmp{os.getpid()}"
+  with open(tmp, "w", encoding="utf-8") as f:
+    json.dump(obj, f, indent=2, sort_keys=True)
+  os.replace(tmp, path)
+
+
+# ---------------------------------------------------------------------------------------------
+# The compiled step
+# ---------------------------------------------------------------------------------------------
+
+def _scalar_metric_keys(metric_shapes: dict) -> list[str]:
+  return sorted(k for k, s in metric_shapes.items() if k != "nonfinite" and tuple(s.shape) == ())
+
+
+def make_train_step(task, mesh, metric_keys: list[str], seed: int = 0, donate: bool = True):
+  """``step(state, batch, acc) -> (state, acc)``, jit-compiled on ``mesh``.
+
+  Key of the update from ``state.step``: ``fold_in(wrap_key_data(state.rng), state.step)``.
+  ``acc`` accumulates, on device, the scalar metrics since the last log (``sum``, ``last``,
+  ``count``) and ``first_bad``: the number of the first update whose ``metrics['nonfinite']`` was
+  set (-1: none), so the host checks the guard only at log/checkpoint boundaries.
+  """
+  rep, dat = shd.replicated(mesh), shd.data_sharding(mesh)
+
+  def step(state, batch, acc):
+    rng = getattr(state, "rng", None)
+    base = jax.random.wrap_key_data(rng) if rng is not None else jax.random.key(seed)
+    key = jax.random.fold_in(base, state.step)
+    new_state, metrics = task.train_step(state, batch, key)
+    bad = jnp.asarray(metrics.get("nonfinite", False), jnp.bool_)
+    first_bad = jnp.where((acc["first_bad"] < 0) & bad, (state.step + 1).astype(jnp.int32),
+                          acc["first_bad"])
+    vals = {k: jnp.asarray(metrics[k], jnp.float32) for k in metric_keys}
+    acc = dict(first_bad=first_bad, count=acc["count"] + 1,
+               sum={k: acc["sum"][k] + vals[k] for k in metric_keys}, last=vals)
+    return new_state, acc
+
+  return jax.jit(step, in_shardings=(rep, dat, rep), out_shardings=(rep, rep),
+                 donate_argnums=(0, 2) if donate else ())
+
+
+def _make_acc_init(mesh, metric_keys):
+  def init():
+    z = {k: jnp.zeros((), jnp.float32) for k in metric_keys}
+    return dict(first_bad=jnp.int32(-1), count=jnp.int32(0), sum=z, last=dict(z))
+  return jax.jit(init, out_shardings=shd.replicated(mesh))
+
+
+class _Preemption:
+  """SIGTERM -> a flag the loop checks every step (multi-host: JAX's preemption sync point)."""
+
+  def __init__(self, multihost: bool):
+    self.flag = False
+    self.multihost = multihost
+    self._old = None
+    if not multihost and threading.current_thread() is threading.main_thread():
+      self._old = signal.signal(signal.SIGTERM, self._handle)
+
+  def _handle(self, signum, frame):
+    del signum, frame
+    self.flag = True
+
+  def reached(self, step: int) -> bool:
+    if self.multihost:
+      try:
+        from jax.experimental import multihost_utils
+        return bool(multihost_utils.reached_preemption_sync_point(step))
+      except Exception:  # noqa: BLE001 - preemption service disabled
+        return False
+    return self.flag
+
+  def restore(self):
+    if self._old is not None:
+      signal.signal(signal.SIGTERM, self._old)
+      self._old = None
+
+
+def _resolve_lr_warning(run: _Run, old_config_path: str) -> None:
+  try:
+    with open(old_config_path, encoding="utf-8") as f:
+      old = json.load(f)
+  except (OSError, json.JSONDecodeError):
+    return
+  cfg = run.config
+  if old.get("num_train_steps") != cfg.num_train_steps and cfg.optimizer.get("schedule") in (
+      "cosine", "linear"):
+    log.warning("num_train_steps changed from %s to %s: the %s learning-rate schedule is stretched "
+                "to the new length from the restored step on.", old.get("num_train_steps"),
+                cfg.num_train_steps, cfg.optimizer.schedule)
+
+
+# ---------------------------------------------------------------------------------------------
+# Train
+# ---------------------------------------------------------------------------------------------
+
+def train_and_evaluate(config, workdir: str):
+  """Trains ``config`` in ``workdir`` (resuming when it holds checkpoints); returns the final state.
+
+  Raises ``ConfigError`` (nothing written) on bad input and ``NonFiniteError`` when an update
+  turns non-finite (the last good checkpoint stays the newest).
+  """
+  run = _prepare(config, workdir, "train")
+  cfg, task, mesh = run.config, run.task, run.mesh
+  chief = run.process_index == 0
+  total = int(cfg.num_train_steps)
+
+  init_fn = _init_fn(run)
+  abstract = _abstract_state(run, init_fn)
+
+  # First writes to the workdir.
+  if chief:
+    os.makedirs(run.workdir, exist_ok=True)
+    cfg_path = os.path.join(run.workdir, "config.json")
+    if os.path.exists(cfg_path):
+      _resolve_lr_warning(run, cfg_path)
+    _write_json(cfg_path, config_to_dict(cfg))
+  checkpointer = ckpt_lib.Checkpointer(run.workdir, keep=cfg.keep_checkpoints,
+                                       keep_every=cfg.get("keep_checkpoint_every_steps", 0))
+  writer = log_lib.MetricWriter(run.workdir, enabled=chief)
+  preempt = _Preemption(multihost=run.process_count > 1)
+  progress = None
+  try:
+    data_iter = iter(run.train_ds)
+    restored = checkpointer.restore_latest(abstract, quarantine=True)
+    if restored is not None:
+      step, state, data_state = restored
+      data_iter.set_state(data_state)
+      log.info("resumed from the checkpoint of step %d in %s.", step, checkpointer.directory)
+    else:
+      step, state = 0, init_fn()
+    last_saved = step if restored is not None else None
+
+    rep = shd.replicated(mesh)
+    batch_shapes = jax.tree_util.tree_map(
+        lambda x: jax.ShapeDtypeStruct((cfg.batch_size,) + np.shape(x)[1:], np.asarray(x).dtype,
+                                       sharding=shd.data_sharding(mesh)), run.example_batch)
+    key_shape = jax.eval_shape(lambda: jax.random.key(0))
+    _, metric_shapes = jax.eval_shape(task.train_step, abstract, batch_shapes, key_shape)
+    metric_keys = _scalar_metric_keys(metric_shapes)
+    train_step = make_train_step(task, mesh, metric_keys, seed=int(cfg.seed))
+    acc_init = _make_acc_init(mesh, metric_keys)
+    acc = acc_init()
+    del rep
+
+    progress = log_lib.Progress(step, total, enabled=chief)
+    if step >= total:
+      log.info("the run in %s is already at step %d >= num_train_steps=%d; evaluating only.",
+               run.workdir, step, total)
+    t_last, steps_timed, first = time.monotonic(), 0, True
+
+    def check_finite(host_acc=None):
+      fb = int((host_acc or shd.to_host(acc))["first_bad"])
+      if fb >= 0:
+        where = (f"the last good checkpoint is step {last_saved} in {checkpointer.directory}"
+                 if last_saved is not None else "no checkpoint was written")
+        raise NonFiniteError(
+            f"training stopped: the loss or a gradient became non-finite at step {fb} (that update "
+            f"was discarded); {where}. Lower optimizer.learning_rate, set "
+            "optimizer.clip_grad_norm, or check the data.")
+
+    while step < total:
+      batch = next(data_iter)
+      state, acc = train_step(state, shd.shard_batch(batch, mesh), acc)
+      step += 1
+      steps_timed += 1
+      progress.advance(step)
+      if first:  # exclude compilation from img/s
+        jax.block_until_ready(acc)
+        t_last, steps_timed, first = time.monotonic(), 0, False
+      stop = preempt.reached(step)
+      is_log = step % cfg.log_every_steps == 0 or step == total
+      is_ckpt = step % cfg.checkpoint_every_steps == 0 or step == total or stop
+      is_eval = step == total or (cfg.eval_every_steps and step % cfg.eval_every_steps == 0)
+      is_sample = is_generative(task) and (step == total or (
+          cfg.get("sample_every_steps", 0) and step % cfg.sample_every_steps == 0))
+      if not (is_log or is_ckpt or is_eval or is_sample):
+        continue
+      host_acc = shd.to_host(acc)
+      check_finite(host_acc)
+      record: dict[str, Any] = {}
+      if is_log:
+        now = time.monotonic()
+        n = max(int(host_acc["count"]), 1)
+        metrics = {k: float(host_acc["sum"][k]) / n for k in metric_keys}
+        if "learning_rate" in metrics:
+          metrics.pop("learning_rate")
+          metrics["lr"] = float(host_acc["last"]["learning_rate"])
+        ips = steps_timed * cfg.batch_size / max(now - t_last, 1e-9) if steps_timed else 0.0
+        metrics["img_per_sec"] = ips
+        record.update(metrics)
+        progress.report(step, metrics.get("loss", float("nan")), ips)
+        acc = acc_init()
+        t_last, steps_timed = time.monotonic(), 0
+      if is_ckpt:
+        checkpointer.save(step, state, data_iter.get_state())
+        last_saved = step
+      if is_eval:
+        record.update(_evaluate(run, state))
+      if is_sample:
+        n = int(cfg.get("num_grid_samples", 64))
+        if n > 0:
+          samples = _samples(run, state, n)
+          if chief:
+            log_lib.save_samples_png(samples, os.path.join(run.workdir, "samples", f"step_{step}.png"))
+      if record:
+        writer.write(step, record)
+      if is_eval or is_sample:
+        t_last, steps_timed = time.monotonic(), 0
+      if stop:
+        checkpointer.wait()
+        log.warning("received SIGTERM: saved the checkpoint of step %d; rerun the same command to "
+                    "resume.", step)
+        return state
+    if restored is not None and restored[0] >= total:
+      record = _evaluate(run, state)
+      if record:
+        writer.write(step, record)
+      if is_generative(task) and int(cfg.get("num_grid_samples", 64)) > 0:
+        samples = _samples(run, state, int(cfg.get("num_grid_samples", 64)))
+        if chief:
+          log_lib.save_samples_png(samples, os.path.join(run.workdir, "samples", f"step_{step}.png"))
+    checkpointer.wait()
+    return state
+  finally:
+    preempt.restore()
+    if progress is not None:
+      progress.close()
+    writer.close()
+    checkpointer.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# Eval / sample modes
+# ---------------------------------------------------------------------------------------------
+
+def _restore_for_inference(run: _Run):
+  init_fn = _init_fn(run)
+  abstract = _abstract_state(run, init_fn)
+  checkpointer = ckpt_lib.Checkpointer(run.workdir, read_only=True)
+  try:
+    restored = checkpointer.restore_latest(abstract, quarantine=False)
+  finally:
+    checkpointer.close()
+  if restored is None:
+    raise ConfigError(f"--workdir {run.workdir} holds no readable checkpoint: train first.")
+  step, state, _ = restored
+  return step, state
+
+
+def evaluate(config, workdir: str) -> dict[str, float]:
+  """Restores the latest checkpoint, evaluates it and writes ``workdir/eval/step_<N>.json``."""
+  run = _prepare(config, workdir, "eval")
+  step, state = _restore_for_inference(run)
+  metrics = _evaluate(run, state)
+  result = {"step": step, **metrics}
+  if run.process_index == 0:
+    os.makedirs(os.path.join(run.workdir, "eval"), exist_ok=True)
+    _write_json(os.path.join(run.workdir, "eval", f"step_{step}.json"), result)
+  return result
+
+
+def sample(config, workdir: str, num: int = 64) -> dict[str, str]:
+  """Restores the latest checkpoint and writes ``num`` samples (EMA params) as a PNG and an .npz.
+
+  Files: ``workdir/samples/sample_step<N>_n<num>.png`` (image grid or scatter plot) and ``.npz``
+  (key ``samples``, float32 in the task's output range). Returns their paths.
+  """
+  if int(num) < 1:
+    raise ConfigError(f"--num_samples={num} is impossible: pass a positive number.")
+  run = _prepare(config, workdir, "sample")
+  step, state = _restore_for_inference(run)
+  samples = _samples(run, state, int(num))
+  out = {}
+  if run.process_index == 0:
+    base = os.path.join(run.workdir, "samples", f"sample_step{step}_n{num}")
+    os.makedirs(os.path.dirname(base), exist_ok=True)
+    np.savez(base + ".npz", samples=samples)
+    out["npz"] = base + ".npz"
+    png = log_lib.save_samples_png(samples, base + ".png")
+    if png:
+      out["png"] = png
+  return out
