@@ -77,7 +77,14 @@ def _iterate(ds: "grain.MapDataset", read: ReadConfig) -> "grain.IterDataset":
 
 
 def stack(records: list[dict[str, Any]]) -> Batch:
-  return {k: np.stack([r[k] for r in records]) for k in records[0]}
+  out = {}
+  for k in records[0]:
+    shapes = {np.shape(r[k]) for r in records}
+    if len(shapes) > 1:
+      raise ValueError(f"Examples of one batch have different {k!r} shapes {sorted(shapes)}; set "
+                       "data.resolution (and data.crop='center') so every image gets the same size.")
+    out[k] = np.stack([r[k] for r in records])
+  return out
 
 
 def train_stream(source, transform: Callable[[dict, np.random.Generator], dict], *, batch_size: int,

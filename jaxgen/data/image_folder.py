@@ -1,0 +1,184 @@
+"""Image folder / zip source (FFHQ, AFHQv2, … as EDM's ``dataset_tool.py`` writes them).
+
+``data.data_dir`` is a folder (searched recursively) or a ``.zip`` of images (png, jpg, jpeg, bmp,
+webp, ppm, tif, tiff). Images are ordered by their relative path with '/' separators (EDM's order),
+so index i means the same file on every machine. An optional ``dataset.json`` at the top level,
+``{"labels": [[relative_path, int_label], ...]}`` (or ``"labels": null``), gives ``'label'`` int32.
+The channel count is that of the first image (grey 'L' → 1, anything else → RGB 3); every image is
+converted to it. ``data.split`` / ``data.eval_split`` select all images (``'train'``, ``'all'``) or,
+with TFDS-like slicing, a part: ``'train[:90%]'``, ``'train[90%:]'``, ``'train[:1000]'``.
+Crop/resize/flip work as for every image set (``jaxgen.data.images``); default crop ``none``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import threading
+import zipfile
+from typing import Optional
+
+import numpy as np
+
+from jaxgen.data import images
+
+EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".ppm", ".tif", ".tiff")
+LABELS_FILE = "dataset.json"
+
+
+def _opt(cfg, key, default):
+  from jaxgen.data import opt  # noqa: PLC0415
+  return opt(cfg, key, default)
+
+
+class ImageFolderSource:
+  """Random-access source: record i = {'image': uint8 HWC, 'label': int32 (if labelled)}."""
+
+  def __init__(self, path: str, channels: Optional[int] = None):
+    if not path:
+      raise ValueError("data.name='image_folder' needs data.data_dir = a folder or .zip of images.")
+    if not os.path.exists(path):
+      raise ValueError(f"data.data_dir={path!r} does not exist; set it to a folder or .zip of PNG/JPEG images.")
+    self._path = path
+    self._is_zip = os.path.isfile(path)
+    if self._is_zip and not zipfile.is_zipfile(path):
+      raise ValueError(f"data.data_dir={path!r} is a file but not a zip archive; use a folder or a .zip of images.")
+    all_names = self._list()
+    self._names = sorted(n for n in all_names if os.path.splitext(n)[1].lower() in EXTENSIONS)
+    if not self._names:
+      raise ValueError(f"data.data_dir={path!r} holds no images ({', '.join(EXTENSIONS)}).")
+    self._labels = self._read_labels() if LABELS_FILE in all_names else None
+    self._local = threading.local()
+    self.channels = channels or (1 if self._open_pil(0).mode in ("L", "I;16", "1") else 3)
+
+  # -- file access --------------------------------------------------------------------------------
+  def _list(self) -> list[str]:
+    if self._is_zip:
+      with zipfile.ZipFile(self._path) as z:
+        return [n for n in z.namelist() if not n.endswith("/")]
+    out = []
+    for root, _, files in os.walk(self._path):
+      for f in files:
+        out.append(os.path.relpath(os.path.join(root, f), self._path).replace(os.sep, "/"))
+    return out
+
+  def _read(self, name: str) -> bytes:
+    if not self._is_zip:
+      with open(os.path.join(self._path, name), "rb") as f:
+        return f.read()
+    z = getattr(self._local, "zip", None)   # one handle per thread: ZipFile reads are not thread-safe
+    if z is None:
+      z = self._local.zip = zipfile.ZipFile(self._path)
+    return z.read(name)
+
+  def _read_labels(self) -> Optional[np.ndarray]:
+    try:
+      labels = json.loads(self._read(LABELS_FILE))["labels"]
+    except (ValueError, KeyError, TypeError) as e:
+      raise ValueError(f"{LABELS_FILE} in {self._path!r} is not {{\"labels\": [[file, label], ...]}} ({e}).") from None
+    if labels is None:
+      return None
+    table = dict(labels)
+    missing = [n for n in self._names if n not in table]
+    if missing:
+      raise ValueError(f"{LABELS_FILE} in {self._path!r} lacks labels for {len(missing)} images "
+                       f"(first: {missing[0]!r}); list every image or set \"labels\": null.")
+    values = [table[n] for n in self._names]
+    if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in values):
+      raise ValueError(f"{LABELS_FILE} in {self._path!r} has non-integer labels; only class indices are supported.")
+    return np.asarray(values, np.int32)
+
+  def _open_pil(self, i: int):
+    from PIL import Image  # noqa: PLC0415
+    return Image.open(io.BytesIO(self._read(self._names[i])))
+
+  # -- source protocol ----------------------------------------------------------------------------
+  @property
+  def labelled(self) -> bool:
+    return self._labels is not None
+
+  @property
+  def names(self) -> list[str]:
+    return list(self._names)
+
+  def image_size(self, i: int = 0) -> tuple[int, int]:
+    """(H, W) of image i from its header only."""
+    w, h = self._open_pil(i).size
+    return h, w
+
+  def __len__(self) -> int:
+    return len(self._names)
+
+  def __getitem__(self, i: int) -> dict:
+    img = self._open_pil(int(i))
+    img = img.convert("L" if self.channels == 1 else "RGB")
+    out = {"image": np.asarray(img, np.uint8)}
+    if self._labels is not None:
+      out["label"] = self._labels[int(i)]
+    return out
+
+  def __getstate__(self):
+    state = dict(self.__dict__)
+    state.pop("_local")
+    return state
+
+  def __setstate__(self, state):
+    self.__dict__.update(state)
+    self._local = threading.local()
+
+
+class _Subset:
+  """Indices [start, stop) of a source."""
+
+  def __init__(self, source, start: int, stop: int):
+    self._source, self._start, self._n = source, start, max(stop - start, 0)
+
+  def __len__(self) -> int:
+    return self._n
+
+  def __getitem__(self, i: int):
+    return self._source[self._start + int(i)]
+
+
+def split_range(split: str, n: int, key: str) -> tuple[int, int]:
+  """[start, stop) of ``'train'`` / ``'all'`` with an optional ``[a:b]`` slice (ints or percents)."""
+  m = re.fullmatch(r"\s*(train|all)\s*(?:\[\s*(-?\d+%?)?\s*:\s*(-?\d+%?)?\s*\])?\s*", split)
+  if m is None:
+    raise ValueError(f"Unknown {key}={split!r} for image_folder; use 'train' (all images) or a slice such "
+                     "as 'train[:90%]' / 'train[90%:]' / 'train[:1000]'.")
+
+  def bound(s, default):
+    if s is None:
+      return default
+    v = round(n * int(s[:-1]) / 100) if s.endswith("%") else int(s)
+    return max(0, min(n, v + n if v < 0 else v))
+
+  return bound(m.group(2), 0), bound(m.group(3), n)
+
+
+def _source(cfg, split: str, key: str):
+  src = ImageFolderSource(str(_opt(cfg, "data_dir", "")))
+  start, stop = split_range(split, len(src), key)
+  return src, _Subset(src, start, stop)
+
+
+def _spec(cfg, src: ImageFolderSource):
+  from jaxgen.data.tfds_sets import image_spec  # noqa: PLC0415
+  return image_spec(cfg, src.image_size(0), src.channels, src.labelled, name="image_folder")
+
+
+def build(cfg, *, train: bool):
+  key = "data.split" if train else "data.eval_split"
+  split = str(_opt(cfg, "split" if train else "eval_split", "train"))
+  src, subset = _source(cfg, split, key)
+  train_fn, eval_fn = images.make_transforms(_spec(cfg, src))
+  return subset, (train_fn if train else eval_fn)
+
+
+def output_spec(cfg) -> tuple[tuple[int, int, int], bool]:
+  """((H, W, C) of a training image, has labels), from the first image's header."""
+  src = ImageFolderSource(str(_opt(cfg, "data_dir", "")))
+  spec = _spec(cfg, src)
+  return (*spec.output_side(*src.image_size(0)), src.channels), src.labelled
