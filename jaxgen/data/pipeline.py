@@ -72,6 +72,9 @@ def _iterate(ds: "grain.MapDataset", read: ReadConfig) -> "grain.IterDataset":
   it = ds.to_iter_dataset(grain.ReadOptions(num_threads=read.num_threads,
                                             prefetch_buffer_size=max(read.prefetch, 1)))
   if read.num_workers > 0:
+    from absl import flags  # noqa: PLC0415
+    if not flags.FLAGS.is_parsed():   # grain's workers read absl flags; outside an absl app use defaults
+      flags.FLAGS.mark_as_parsed()
     it = it.mp_prefetch(grain.MultiprocessingOptions(num_workers=read.num_workers))
   return it
 
