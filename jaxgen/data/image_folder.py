@@ -42,6 +42,7 @@ class ImageFolderSource:
     if not os.path.exists(path):
       raise ValueError(f"data.data_dir={path!r} does not exist; set it to a folder or .zip of PNG/JPEG images.")
     self._path = path
+    self._local = threading.local()
     self._is_zip = os.path.isfile(path)
     if self._is_zip and not zipfile.is_zipfile(path):
       raise ValueError(f"data.data_dir={path!r} is a file but not a zip archive; use a folder or a .zip of images.")
@@ -50,7 +51,6 @@ class ImageFolderSource:
     if not self._names:
       raise ValueError(f"data.data_dir={path!r} holds no images ({', '.join(EXTENSIONS)}).")
     self._labels = self._read_labels() if LABELS_FILE in all_names else None
-    self._local = threading.local()
     self.channels = channels or (1 if self._open_pil(0).mode in ("L", "I;16", "1") else 3)
 
   # -- file access --------------------------------------------------------------------------------

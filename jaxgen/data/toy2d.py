@@ -238,7 +238,10 @@ def sample_indexed(name: str, seed: int, indices: np.ndarray) -> np.ndarray:
   (seed, i) only: not on the batch it lands in, the batch size or the number of processes.
   """
   _check(name)
-  idx = np.asarray(indices, np.int64)
-  hi = (idx >> 32).astype(np.uint32)
-  lo = (idx & 0xFFFFFFFF).astype(np.uint32)
-  return np.asarray(_indexed(name, np.uint32(seed % 2 ** 32), hi, lo), np.float32)
+  idx = np.asarray(indices, np.int64).reshape(-1)
+  n = len(idx)
+  padded = np.zeros(max(8, 1 << max(n - 1, 0).bit_length()), np.int64)   # few shapes → few compiles
+  padded[:n] = idx
+  hi = (padded >> 32).astype(np.uint32)
+  lo = (padded & 0xFFFFFFFF).astype(np.uint32)
+  return np.asarray(_indexed(name, np.uint32(seed % 2 ** 32), hi, lo), np.float32)[:n]
