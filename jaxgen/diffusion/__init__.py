@@ -10,3 +10,13 @@ from jaxgen.diffusion.schedules import (DDPMSchedule, EDMSchedule, FlowMatchingS
                                         VESchedule, VPSchedule, edm_sigmas, iddpm_sigmas, iddpm_u,
                                         karras_sigmas, ve_sigmas, vp_sigmas)
 from jaxgen.diffusion.precond import Precond, precondition, training_target
+from jaxgen.diffusion.conversions import (as_denoiser, as_prediction, convert, denoiser_from_eps,
+                                          denoiser_from_score, denoiser_from_v, denoiser_from_velocity,
+                                          eps_from_denoiser, pf_ode_drift, score_from_denoiser,
+                                          v_from_denoiser, velocity_from_denoiser)
+from jaxgen.diffusion.losses import (ddpm_loss, denoising_loss, dsm_loss, edm_loss, eps_loss,
+                                     flow_matching_loss, get_loss, ncsn_sigmas, sliced_score_matching_loss,
+                                     v_loss, ve_loss, vp_loss, x0_loss)
+from jaxgen.diffusion.ode import ODESolution, odeint_fixed, odeint_rk45
+from jaxgen.diffusion.likelihood import (bits_per_dim, dequantize, dequantized_bits_per_dim,
+                                         log_likelihood)
