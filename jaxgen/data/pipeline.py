@@ -12,8 +12,8 @@ P processes, global batch G = B·P):
    [kG, (k+1)G) whatever P is, and the processes' slices are disjoint and cover it.
 4. ``batch(B)`` on the map-style data set, so batch k is fixed before any thread or worker reads it,
    then ``to_iter_dataset`` with ``num_threads`` prefetch threads (and ``mp_prefetch`` when
-   ``num_workers`` > 0). The iterator's ``get_state()`` is the index of the next batch;
-   ``set_state()`` restores it exactly.
+   ``num_workers`` > 0). The iterator's ``get_state()`` is ``{'next_index': k}``, the index of the
+   next batch, for any thread/worker count; ``set_state()`` restores it exactly (``PositionedStream``).
 """
 
 from __future__ import annotations
@@ -79,6 +79,64 @@ def _iterate(ds: "grain.MapDataset", read: ReadConfig) -> "grain.IterDataset":
   return it
 
 
+class PositionedStream(grain.IterDataset):
+  """``IterDataset`` over a map-style data set of batches whose state is only the next batch index.
+
+  ``iter(ds).get_state()`` is ``{'next_index': k}`` whatever the thread or worker counts, so a
+  checkpoint restores the same position after ``data.num_threads`` / ``data.num_workers`` change
+  (grain's own ``mp_prefetch`` state records per-worker positions). ``set_state`` restarts reading at
+  batch k: ``batches[k:]`` through ``to_iter_dataset`` (and ``mp_prefetch``).
+  """
+
+  def __init__(self, batches: "grain.MapDataset", read: ReadConfig):
+    super().__init__()
+    self._batches, self._read = batches, read
+
+  def __iter__(self) -> "grain.DatasetIterator":
+    return _PositionedIterator(self._batches, self._read)
+
+  def __str__(self) -> str:
+    return f"PositionedStream({self._read})"
+
+
+class _PositionedIterator(grain.DatasetIterator):
+
+  def __init__(self, batches, read: ReadConfig):
+    super().__init__()
+    self._batches, self._read = batches, read
+    self._next = 0
+    self._inner = None
+
+  def _open(self):
+    if self._inner is None:
+      self._inner = iter(_iterate(self._batches[self._next:], self._read))
+    return self._inner
+
+  def __next__(self):
+    self._assert_not_closed()
+    batch = next(self._open())
+    self._next += 1
+    return batch
+
+  def get_state(self) -> dict[str, Any]:
+    return {"next_index": self._next}
+
+  def set_state(self, state: dict[str, Any]) -> None:
+    if self._inner is not None:
+      self._inner.close()
+      self._inner = None
+    self._next = int(state["next_index"])
+
+  def start_prefetch(self) -> None:
+    self._open().start_prefetch()
+
+  def close(self) -> None:
+    if self._inner is not None:
+      self._inner.close()
+      self._inner = None
+    super().close()
+
+
 def stack(records: list[dict[str, Any]]) -> Batch:
   out = {}
   for k in records[0]:
@@ -100,7 +158,7 @@ def train_stream(source, transform: Callable[[dict, np.random.Generator], dict],
   ds = ds.random_map(transform, seed=derive_seed(seed, 2))
   ds = ds[process_index::process_count]
   ds = ds.batch(batch_size, drop_remainder=True, batch_fn=stack)
-  return _iterate(ds, read)
+  return PositionedStream(ds, read)
 
 
 def eval_stream(source, transform: Callable[[dict], dict], *, batch_size: int, process_index: int,
@@ -145,4 +203,4 @@ def indexed_stream(batch_fn: Callable[[np.ndarray], Batch], *, batch_size: int, 
   def make(k: int) -> Batch:
     return batch_fn((k * batch_size + offsets) * process_count + process_index)
 
-  return _iterate(grain.MapDataset.range(limit).map(make), read)
+  return PositionedStream(grain.MapDataset.range(limit).map(make), read)
