@@ -349,6 +349,29 @@ def _prepare(config, workdir: str, mode: str) -> _Run:
               train_ds=train_ds)
 
 
+# Compiled functions of recent runs in this process, so that relaunching the same config in-process
+# (notebooks, tests, repeated preemption) does not recompile. The key is the task class, the config
+# without its cadence keys, the mesh and the batch shapes: everything the programs depend on.
+_COMPILED: dict = {}
+_COMPILED_MAX = 16
+_CADENCE_KEYS = tuple(k for k in RESUMABLE_KEYS if k != "num_train_steps")
+
+
+def _compiled(run: _Run, kind: str, build):
+  flat = {k: v for k, v in _flatten(config_to_dict(run.config)).items()
+          if not _matches(k, _CADENCE_KEYS)}
+  shapes = tuple((tuple(np.shape(x)), str(np.asarray(x).dtype))
+                 for x in jax.tree_util.tree_leaves(run.example_batch))
+  key = (kind, type(run.task).__module__, type(run.task).__qualname__,
+         json.dumps(flat, sort_keys=True, default=str),
+         tuple(d.id for d in run.mesh.devices.flat), shapes)
+  if key not in _COMPILED:
+    while len(_COMPILED) >= _COMPILED_MAX:
+      _COMPILED.pop(next(iter(_COMPILED)))
+    _COMPILED[key] = build()
+  return _COMPILED[key]
+
+
 def _base_key(run: _Run):
   return jax.random.key(int(run.config.seed))
 
@@ -357,7 +380,9 @@ def _init_fn(run: _Run):
   """jit-compiled ``task.init`` producing the replicated initial state (same on every process)."""
   example = jax.tree_util.tree_map(np.asarray, run.example_batch)
   key = jax.random.fold_in(_base_key(run), _INIT_TAG)
-  return jax.jit(lambda: run.task.init(key, example), out_shardings=shd.replicated(run.mesh))
+  task, mesh = run.task, run.mesh
+  return _compiled(run, "init", lambda: jax.jit(lambda: task.init(key, example),
+                                                out_shardings=shd.replicated(mesh)))
 
 
 def _abstract_state(run: _Run, init_fn):
@@ -519,17 +544,18 @@ def train_and_evaluate(config, workdir: str):
       step, state = 0, init_fn()
     last_saved = step if restored is not None else None
 
-    rep = shd.replicated(mesh)
-    batch_shapes = jax.tree_util.tree_map(
-        lambda x: jax.ShapeDtypeStruct((cfg.batch_size,) + np.shape(x)[1:], np.asarray(x).dtype,
-                                       sharding=shd.data_sharding(mesh)), run.example_batch)
-    key_shape = jax.eval_shape(lambda: jax.random.key(0))
-    _, metric_shapes = jax.eval_shape(task.train_step, abstract, batch_shapes, key_shape)
-    metric_keys = _scalar_metric_keys(metric_shapes)
-    train_step = make_train_step(task, mesh, metric_keys, seed=int(cfg.seed))
-    acc_init = _make_acc_init(mesh, metric_keys)
+    def build_step():
+      batch_shapes = jax.tree_util.tree_map(
+          lambda x: jax.ShapeDtypeStruct((cfg.batch_size,) + np.shape(x)[1:], np.asarray(x).dtype,
+                                         sharding=shd.data_sharding(mesh)), run.example_batch)
+      key_shape = jax.eval_shape(lambda: jax.random.key(0))
+      _, metric_shapes = jax.eval_shape(task.train_step, abstract, batch_shapes, key_shape)
+      keys = _scalar_metric_keys(metric_shapes)
+      return (keys, make_train_step(task, mesh, keys, seed=int(cfg.seed)),
+              _make_acc_init(mesh, keys))
+
+    metric_keys, train_step, acc_init = _compiled(run, "train_step", build_step)
     acc = acc_init()
-    del rep
 
     progress = log_lib.Progress(step, total, enabled=chief)
     if step >= total:
