@@ -78,9 +78,15 @@ def test_batches_do_not_depend_on_thread_count():
   cfg = _cfg(name="digits", random_flip=True, num_threads=0)
   a = _take(data.train_dataset(cfg, batch_size=16, seed=2), 5, "image")
   cfg.num_threads, cfg.prefetch = 3, 5
-  b = _take(data.train_dataset(cfg, batch_size=16, seed=2), 5, "image")
+  it = iter(data.train_dataset(cfg, batch_size=16, seed=2))
+  b = [next(it)["image"] for _ in range(5)]
   for x, y in zip(a, b):
     np.testing.assert_array_equal(x, y)
+  assert it.get_state() == {"next_index": 5}   # the same state format for any thread/worker count
+  cfg.num_threads = 0
+  it0 = iter(data.train_dataset(cfg, batch_size=16, seed=2))
+  it0.set_state({"next_index": 3})
+  np.testing.assert_array_equal(next(it0)["image"], b[3])
 
 
 def test_flip_is_random_and_deterministic():
