@@ -1,0 +1,366 @@
+"""Samplers against analytic facts (REFERENCE.md §1 and §3): ideal denoisers, no snapshots."""
+
+import functools
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxgen.diffusion import samplers as S
+from jaxgen.diffusion.schedules import EDMSchedule, FlowMatchingSchedule, VPSchedule, karras_sigmas
+from tests.diffusion import mixtures as M
+
+S_DATA = np.array([0.1, 0.5, 1.0], np.float32)   # one data std per dimension (independent ODEs)
+GAUSS = M.gaussian_denoiser(0.0, jnp.asarray(S_DATA))
+MIX = M.separated_mixture_2d()
+MIX_D = MIX.denoiser()
+N_MIX = 2000
+BANDWIDTH = 0.5
+
+
+def _exact_flow(x, s, sigma_from, sigma_to):
+  """PF-ODE flow map of N(0, s²): x(σ) = x(σ')·√((s² + σ²)/(s² + σ'²)) (REFERENCE §3)."""
+  return x * np.sqrt((s ** 2 + sigma_to ** 2) / (s ** 2 + sigma_from ** 2))
+
+
+# ------------------------------------------------------------------------------------------------
+# Convergence order on the Gaussian ODE.
+
+@pytest.mark.parametrize("name,lo,hi", [("euler", 0.9, 1.1), ("heun", 1.8, 2.3)])
+def test_convergence_slope_on_gaussian_ode(name, lo, hi):
+  # Setup (REFERENCE §3): data N(0, s²) with s = 0.1, 0.5, 1 (one per dimension), ρ = 7 grid from
+  # σ_max = 80 to σ_min = 0.002 with N = 16…128 points (no final 0: the error is taken at σ_min),
+  # x(80) = 80; global relative error against the exact flow map; slope of log error vs log N.
+  f = {"euler": S.sample_euler, "heun": S.sample_heun}[name]
+  ns = [16, 32, 64, 128]
+  x0 = jnp.full((1, 3), 80.0)
+  exact = _exact_flow(80.0, S_DATA.astype(np.float64), 80.0, 0.002)
+  errs = []
+  for n in ns:
+    sig = karras_sigmas(n)[:-1]
+    x = np.asarray(jax.jit(lambda x, sig=sig: f(GAUSS, x, sig))(x0), np.float64)[0]
+    errs.append(np.abs(x - exact) / exact)
+  errs = np.array(errs)
+  for j in range(3):
+    slope = -np.polyfit(np.log(ns), np.log(errs[:, j]), 1)[0]
+    assert lo <= slope <= hi, (name, S_DATA[j], slope, errs[:, j])
+
+
+def test_dpmpp_2m_is_second_order():
+  # Same Gaussian-ODE setup; DPM-Solver++(2M) is a 2nd-order multistep method: slope of the error
+  # between N = 32 and 128 in [1.8, 2.3].
+  x0 = jnp.full((1, 3), 80.0)
+  exact = _exact_flow(80.0, S_DATA.astype(np.float64), 80.0, 0.002)
+  errs = []
+  for n in (32, 128):
+    sig = karras_sigmas(n)[:-1]
+    x = np.asarray(jax.jit(lambda x, sig=sig: S.sample_dpmpp_2m(GAUSS, x, sig))(x0), np.float64)[0]
+    errs.append(np.abs(x - exact) / exact)
+  slope = np.log(errs[0] / errs[1]) / np.log(4.0)
+  assert np.all((slope > 1.8) & (slope < 2.3)), slope
+
+
+# ------------------------------------------------------------------------------------------------
+# NFE, compile size, exact last step.
+
+def test_heun_nfe_counted_inside_compiled_program():
+  # A host callback inside the denoiser counts the evaluations the compiled program really runs;
+  # EDM Algorithm 1 with N = 9 steps to σ = 0 makes 2N − 1 = 17 (no correction on the last step).
+  calls = []
+
+  def counting(x, sigma):
+    jax.debug.callback(lambda: calls.append(1))
+    return GAUSS(x, sigma)
+
+  sig = karras_sigmas(9)
+  x, nfe = jax.jit(lambda x: S.sample_heun(counting, x, sig, return_nfe=True))(jnp.ones((2, 3)))
+  jax.block_until_ready(x)
+  assert len(calls) == 17 and int(nfe) == 17
+  calls.clear()
+  _, nfe = jax.jit(lambda x: S.sample_euler(counting, x, sig, return_nfe=True))(jnp.ones((2, 3)))
+  jax.block_until_ready(nfe)
+  assert len(calls) == 9 and int(nfe) == 9
+
+
+ALL_SIGMA_SAMPLERS = {
+    "euler": (S.sample_euler, {}),
+    "heun": (S.sample_heun, {}),
+    "edm": (S.sample_edm, {"s_churn": 10.0}),
+    "ddim": (S.sample_ddim, {"eta": 0.5}),
+    "ancestral": (S.sample_ancestral, {}),
+    "euler_maruyama": (S.sample_euler_maruyama, {}),
+    "pc": (S.sample_pc, {}),
+    "annealed_langevin": (S.sample_annealed_langevin, {"n_steps_each": 3, "step_lr": 8e-7}),
+    "dpmpp_2m": (S.sample_dpmpp_2m, {}),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ALL_SIGMA_SAMPLERS))
+def test_program_size_independent_of_steps_and_last_step_exact(name):
+  # (a) The traced program (jaxpr) has the same number of equations for 4 and 40 steps: one scan.
+  # (b) Finite point set {y_i} (REFERENCE §3): its ideal denoiser is NaN at σ = 0, so a finite
+  #     result proves σ = 0 is never evaluated; with σ_min = 0.002 and points ≥ 1 apart every sample
+  #     must land on a data point (the step to 0 is D(x; σ_min), a softmax that has collapsed).
+  f, kw = ALL_SIGMA_SAMPLERS[name]
+  key = jax.random.key(0)
+  sizes = [len(jax.make_jaxpr(lambda x, s: f(GAUSS, x, s, key, **kw))(
+      jnp.ones((2, 3)), karras_sigmas(n)).eqns) for n in (4, 40)]
+  assert sizes[0] == sizes[1]
+  points = jnp.array([[-1.0, 0.0], [1.0, 0.5], [0.0, 1.5], [0.5, -1.0]])
+  dfn = M.point_set_denoiser(points)
+  x = 80.0 * jax.random.normal(jax.random.key(1), (16, 2))
+  out = np.asarray(jax.jit(lambda x: f(dfn, x, karras_sigmas(24), key, **kw))(x))
+  assert np.all(np.isfinite(out))
+  dist = np.min(np.linalg.norm(out[:, None] - np.asarray(points)[None], axis=-1), axis=1)
+  assert np.all(dist < 1e-4), dist
+
+
+# ------------------------------------------------------------------------------------------------
+# DDIM.
+
+def _ddim_paper(denoise_fn, x_tilde, sigmas, eta, noises):
+  """DDIM (Song et al. 2021, Eq. 12) in the VP coordinates x = √ᾱ·x̃, ᾱ = 1/(1 + σ²):
+  x_{t'} = √ᾱ'·x̂₀ + √(1 − ᾱ' − σ_t²)·ε̂ + σ_t·z, σ_t = η√((1−ᾱ')/(1−ᾱ))√(1 − ᾱ/ᾱ')."""
+  sigmas = np.asarray(sigmas, np.float64)
+  abar = 1.0 / (1.0 + sigmas ** 2)
+  x = np.sqrt(abar[0]) * np.asarray(x_tilde, np.float64)
+  for i in range(len(sigmas) - 1):
+    a, a_next = abar[i], abar[i + 1]
+    x_in = x / np.sqrt(a)
+    x0 = np.asarray(denoise_fn(jnp.asarray(x_in, jnp.float32),
+                               jnp.full((x.shape[0],), sigmas[i], jnp.float32)), np.float64)
+    eps = (x - np.sqrt(a) * x0) / np.sqrt(1 - a)
+    sig_t = eta * np.sqrt((1 - a_next) / (1 - a)) * np.sqrt(1 - a / a_next)
+    x = np.sqrt(a_next) * x0 + np.sqrt(max(1 - a_next - sig_t ** 2, 0.0)) * eps + sig_t * noises[i]
+  return x / np.sqrt(abar[-1])
+
+
+@pytest.mark.parametrize("eta", [0.0, 0.7])
+def test_ddim_equals_paper_formula_and_euler(eta):
+  # Setup: 2-D mixture denoiser, 12-step ρ=7 grid from 80 ending in 0, 8 samples. The paper's update
+  # in ᾱ-coordinates with the same per-sample noise equals sample_ddim in EDM coordinates; with
+  # η = 0 both equal Euler on the EDM ODE (REFERENCE §3).
+  sig = karras_sigmas(12)
+  key = jax.random.key(3)
+  x = 80.0 * jax.random.normal(jax.random.key(4), (8, 2))
+  idx = jnp.arange(8)
+  noises = [np.asarray(S.per_sample_noise(key, idx, i, (2,)), np.float64) for i in range(12)]
+  ref = _ddim_paper(MIX_D, x, sig, eta, noises)
+  got = np.asarray(S.sample_ddim(MIX_D, x, sig, key, eta=eta))
+  np.testing.assert_allclose(got, ref, rtol=2e-4, atol=2e-4)
+  if eta == 0.0:
+    np.testing.assert_allclose(got, np.asarray(S.sample_euler(MIX_D, x, sig)), rtol=1e-6, atol=1e-6)
+
+
+# ------------------------------------------------------------------------------------------------
+# Stochastic samplers reproduce a mixture.
+
+@functools.cache
+def _exact_and_threshold():
+  exact, _ = MIX.sample(jax.random.key(100), N_MIX)
+  thr, _ = M.mmd_threshold(lambda k, n: MIX.sample(k, n)[0], N_MIX, BANDWIDTH,
+                           jax.random.key(101), reps=20, z=5.0)
+  return exact, thr
+
+
+STOCHASTIC = {
+    "edm": (S.sample_edm, 64, {"s_churn": 40.0, "s_tmin": 0.05, "s_tmax": 50.0, "s_noise": 1.003}),
+    "ancestral": (S.sample_ancestral, 128, {}),
+    "euler_maruyama": (S.sample_euler_maruyama, 128, {}),
+    "pc": (S.sample_pc, 96, {"corrector_norm": "batch"}),
+}
+
+
+@pytest.mark.parametrize("name", sorted(STOCHASTIC))
+def test_stochastic_sampler_reproduces_mixture(name):
+  # Setup: 3-component 2-D mixture with full covariances, weights (0.5, 0.3, 0.2), components > 10 std
+  # apart; 2000 samples from x = 80·z on a ρ = 7 grid. (a) Each component's share is within 4
+  # binomial standard errors of its weight. (b) Unbiased MMD² (Gaussian kernel h = 0.5) against 2000
+  # exact draws is below mean + 5·std of 20 exact-vs-exact MMD² values (null calibration).
+  # PC uses score_sde's batch-mean norms: in 2-D per-sample norms bias the corrector (see sde.py).
+  f, n_steps, kw = STOCHASTIC[name]
+  exact, thr = _exact_and_threshold()
+  sig = karras_sigmas(n_steps)
+  lat = jax.random.normal(jax.random.key(7), (N_MIX, 2))
+  x = np.asarray(jax.jit(lambda l: f(MIX_D, l * sig[0], sig, jax.random.key(8), **kw))(lat))
+  share = np.bincount(MIX.assign(x), minlength=3) / N_MIX
+  se = np.sqrt(MIX.weights * (1 - MIX.weights) / N_MIX)
+  assert np.all(np.abs(share - MIX.weights) < 4 * se), (share, MIX.weights)
+  mmd = float(M._mmd2(x, exact, BANDWIDTH))
+  assert mmd < thr, (mmd, thr)
+
+
+def test_mmd_threshold_has_power():
+  # The calibrated threshold must reject a visibly wrong distribution: the same components with
+  # weights (0.3, 0.5, 0.2) swapped.
+  exact, thr = _exact_and_threshold()
+  wrong = M.Mixture(np.array([0.3, 0.5, 0.2]), MIX.means, MIX.covs).sample(jax.random.key(5), N_MIX)[0]
+  assert float(M._mmd2(wrong, exact, BANDWIDTH)) > thr
+
+
+def test_annealed_langevin_stationary_variance():
+  # Setup: data N(0, v), one noise level σ (grid [σ, 0]) so the chain targets N(0, V), V = v + σ²;
+  # ε = step_lr (σ_i = σ_L), T = 60 steps, 20000 one-dimensional chains started at N(0, V).
+  # NCSN's update x ← x + (ε/2)∇log p + √ε z has stationary variance V/(1 − ε/(4V)) (REFERENCE §3),
+  # here 25% above V, checked to 4 standard errors of a sample variance (√(2/n)).
+  v, sigma, eps, n = 0.5, 0.5, 0.75, 20000
+  big_v = v + sigma ** 2
+  x = math.sqrt(big_v) * jax.random.normal(jax.random.key(11), (n, 1))
+  out = S.sample_annealed_langevin(M.gaussian_denoiser(0.0, math.sqrt(v)), x,
+                                   jnp.array([sigma, 0.0]), jax.random.key(12), n_steps_each=60,
+                                   step_lr=eps, denoise=False)
+  target = big_v / (1 - eps / (4 * big_v))
+  var = float(jnp.var(out))
+  assert abs(var / target - 1) < 4 * math.sqrt(2 / n), (var, target, big_v)
+
+
+# ------------------------------------------------------------------------------------------------
+# Per-sample randomness, dtypes, transformations.
+
+BATCH_SAMPLERS = ["edm", "ddim", "ancestral", "euler_maruyama", "pc", "annealed_langevin"]
+
+
+@pytest.mark.parametrize("name", BATCH_SAMPLERS)
+def test_sample_does_not_depend_on_its_batch(name):
+  # Samples 5, 2, 7 drawn inside a batch of 8 (indices 0…7) equal the same samples drawn alone in a
+  # batch of 3 with their global indices.
+  f, kw = ALL_SIGMA_SAMPLERS[name]
+  sig = karras_sigmas(6)
+  key = jax.random.key(21)
+  lat = jax.random.normal(jax.random.key(22), (8, 2)) * sig[0]
+  full = np.asarray(f(MIX_D, lat, sig, key, **kw))
+  pick = jnp.array([5, 2, 7])
+  part = np.asarray(f(MIX_D, lat[pick], sig, key, indices=pick, **kw))
+  np.testing.assert_allclose(part, full[np.asarray(pick)], rtol=1e-5, atol=1e-5)
+
+
+def test_bfloat16_denoiser_keeps_float32_sigma_math():
+  # A bfloat16 model: it must receive σ as float32 (exactly the grid values) and x in bfloat16; the
+  # result is bfloat16 and agrees with the float32 run to bfloat16 precision (2⁻⁸ relative).
+  seen = []
+
+  def bf16_model(x, sigma):
+    assert x.dtype == jnp.bfloat16 and sigma.dtype == jnp.float32
+    seen.append(sigma)
+    return GAUSS(x.astype(jnp.float32), sigma).astype(jnp.bfloat16)
+
+  sig = karras_sigmas(10)
+  lat = jax.random.normal(jax.random.key(2), (4, 3))
+  out = S.sample_heun(bf16_model, (lat * sig[0]).astype(jnp.bfloat16), sig)
+  ref = S.sample_heun(GAUSS, lat * sig[0], sig)
+  assert out.dtype == jnp.bfloat16
+  np.testing.assert_allclose(np.asarray(out, np.float32), np.asarray(ref), rtol=2e-2, atol=2e-3)
+  assert all(s.dtype == jnp.float32 for s in seen)
+
+
+def _reference_batch():
+  sig = karras_sigmas(8)
+  key = jax.random.key(31)
+  lat = jax.random.normal(jax.random.key(32), (8, 2)) * sig[0]
+  kw = {"s_churn": 20.0}
+  ref = np.asarray(S.sample_edm(MIX_D, lat, sig, key, **kw))
+  return sig, key, lat, kw, ref
+
+
+def test_under_vmap():
+  # vmap over a leading axis of 2 groups of 4 samples with their global indices = one batch of 8.
+  sig, key, lat, kw, ref = _reference_batch()
+  idx = jnp.arange(8).reshape(2, 4)
+  out = jax.vmap(lambda x, i: S.sample_edm(MIX_D, x, sig, key, indices=i, **kw))(
+      lat.reshape(2, 4, 2), idx)
+  np.testing.assert_allclose(np.asarray(out).reshape(8, 2), ref, rtol=1e-5, atol=1e-5)
+
+
+def test_under_pmap():
+  sig, key, lat, kw, ref = _reference_batch()
+  n = jax.device_count()
+  assert n == 8
+  out = jax.pmap(lambda x, i: S.sample_edm(MIX_D, x, sig, key, indices=i, **kw))(
+      lat.reshape(n, 1, 2), jnp.arange(8).reshape(n, 1))
+  np.testing.assert_allclose(np.asarray(out).reshape(8, 2), ref, rtol=1e-5, atol=1e-5)
+
+
+def test_under_shard_map():
+  from jax.sharding import PartitionSpec as P
+  shard_map = getattr(jax, "shard_map", None)
+  if shard_map is None:
+    from jax.experimental.shard_map import shard_map
+  sig, key, lat, kw, ref = _reference_batch()
+  mesh = jax.make_mesh((8,), ("data",), axis_types=(jax.sharding.AxisType.Auto,))
+
+  def local(x):
+    start = jax.lax.axis_index("data") * x.shape[0]
+    return S.sample_edm(MIX_D, x, sig, key, indices=start + jnp.arange(x.shape[0]), **kw)
+
+  out = jax.jit(shard_map(local, mesh=mesh, in_specs=P("data"), out_specs=P("data")))(lat)
+  np.testing.assert_allclose(np.asarray(out), ref, rtol=1e-5, atol=1e-5)
+
+
+def test_under_jit_with_traced_grid_and_key():
+  sig, key, lat, kw, ref = _reference_batch()
+  out = jax.jit(lambda x, s, k: S.sample_edm(MIX_D, x, s, k, **kw))(lat, sig, key)
+  np.testing.assert_allclose(np.asarray(out), ref, rtol=1e-5, atol=1e-5)
+
+
+# ------------------------------------------------------------------------------------------------
+# The general Algorithm 1 with σ(t), s(t).
+
+@pytest.mark.parametrize("schedule", [VPSchedule(), FlowMatchingSchedule()], ids=["vp", "fm"])
+def test_sample_ode_schedules_reach_exact_flow_map(schedule):
+  # Setup: data N(0, s²), s = 0.1/0.5/1; x(t_0) = latents·σ(t_0)s(t_0) integrated by Heun over the
+  # schedule's own 64-step grid to t = 0 (σ = 0, s = 1). The exact endpoint is
+  # latents·σ(t_0)·s/√(s² + σ(t_0)²) (REFERENCE §3 flow map, s(0) = 1). NFE = 2N − 1.
+  ts = schedule.time_steps(64)
+  lat = jnp.ones((1, 3))
+  out, nfe = jax.jit(lambda l: S.sample_ode(GAUSS, l, ts, schedule, return_nfe=True))(lat)
+  s0 = float(schedule.sigma(ts[0]))
+  exact = s0 * S_DATA / np.sqrt(S_DATA ** 2 + s0 ** 2)
+  euler = S.sample_ode(GAUSS, lat, ts, schedule, solver="euler")
+  err_heun = np.abs(np.asarray(out)[0] / exact - 1)
+  err_euler = np.abs(np.asarray(euler)[0] / exact - 1)
+  assert int(nfe) == 127
+  # (s = 1 under VP is a fixed point of the ODE: both errors are at float32 round-off there.)
+  assert np.all(err_heun < 3e-2) and np.all(err_heun <= err_euler / 3 + 1e-6), (err_heun, err_euler)
+
+
+def test_sample_ode_with_edm_schedule_is_algorithm_2():
+  # With σ(t) = t, s(t) = 1 the general sampler (incl. churn and its noise) is sample_edm exactly.
+  sched = EDMSchedule()
+  ts = sched.time_steps(10)
+  key = jax.random.key(41)
+  lat = jax.random.normal(jax.random.key(42), (6, 2))
+  kw = {"s_churn": 30.0, "s_tmin": 0.05, "s_tmax": 50.0, "s_noise": 1.003}
+  a = S.sample_ode(MIX_D, lat, ts, sched, key=key, **kw)
+  b = S.sample_edm(MIX_D, lat * ts[0], ts, key, **kw)
+  np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-5)
+
+
+# ------------------------------------------------------------------------------------------------
+# Probability-flow ODE with adaptive RK45.
+
+def test_pf_ode_rk45_tolerance_nfe_and_fixed_steps():
+  # Setup: data N(0, s²), s = 0.1/0.5/1 per dimension, 4 samples; integrate 80 → 0.002 and stop
+  # there (grid [80, 0.002]). The exact flow map is x·√((s² + σ_min²)/(s² + σ_max²)) (REFERENCE §3).
+  # Tighter tolerances give smaller errors and more evaluations; per-sample NFE is returned;
+  # fixed_steps=n costs exactly 6n + 1; a grid ending in 0 adds the exact step x ← D(x; σ_min).
+  lat = jax.random.normal(jax.random.key(51), (4, 3))
+  x = lat * 80.0
+  exact = np.asarray(x) * np.sqrt((S_DATA ** 2 + 0.002 ** 2) / (S_DATA ** 2 + 80.0 ** 2))
+  run = jax.jit(lambda x, s, tol: S.sample_pf_ode(GAUSS, x, s, rtol=tol, atol=tol, return_nfe=True))
+  grid = jnp.array([80.0, 0.002])
+  errs, nfes = [], []
+  for tol in (1e-3, 1e-5):
+    out, nfe = run(x, grid, tol)
+    errs.append(np.max(np.abs(np.asarray(out) - exact) / np.abs(exact)))
+    nfes.append(np.asarray(nfe))
+  assert nfes[0].shape == (4,) and np.all(nfes[1] > nfes[0])
+  assert errs[1] < 1e-3 and errs[1] < errs[0] / 10, errs
+  out, nfe = jax.jit(lambda x: S.sample_pf_ode(GAUSS, x, grid, fixed_steps=8, return_nfe=True))(x)
+  assert np.all(np.asarray(nfe) == 49)
+  np.testing.assert_allclose(np.asarray(out), exact, rtol=5e-2)  # h = ln(4e4)/8 ≈ 1.3
+  out0, nfe0 = run(x, jnp.array([80.0, 0.002, 0.0]), 1e-5)
+  d_min = GAUSS(jnp.asarray(exact, jnp.float32), jnp.full((4,), 0.002))
+  np.testing.assert_allclose(np.asarray(out0), np.asarray(d_min), rtol=1e-4, atol=1e-6)
+  assert np.all(np.asarray(nfe0) == nfes[1] + 1)
