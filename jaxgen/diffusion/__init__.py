@@ -20,3 +20,11 @@ from jaxgen.diffusion.losses import (ddpm_loss, denoising_loss, dsm_loss, edm_lo
 from jaxgen.diffusion.ode import ODESolution, odeint_fixed, odeint_rk45
 from jaxgen.diffusion.likelihood import (bits_per_dim, dequantize, dequantized_bits_per_dim,
                                          log_likelihood)
+# Samplers, SDEs and guidance (samplers engineer).
+from jaxgen.diffusion.samplers import (ancestral_step, per_sample_noise, sample_ancestral,
+                                       sample_annealed_langevin, sample_ddim, sample_dpmpp_2m,
+                                       sample_edm, sample_euler, sample_euler_maruyama, sample_heun,
+                                       sample_ode, sample_pc, sample_pf_ode, score_from_denoiser)
+from jaxgen.diffusion.sde import (EDMSDE, SDE, ReverseSDE, SubVPSDE, VESDE, VPSDE, langevin_correct,
+                                  sample_reverse_sde)
+from jaxgen.diffusion.guidance import cfg_denoiser
