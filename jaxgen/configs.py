@@ -40,7 +40,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.data.crop_size = 0               # side in pixels of the square center/random crop (0: from crop_fraction)
   c.data.crop_fraction = 0.0         # crop side / min(H, W) (0: data set default, e.g. 0.875 for ImageNet eval)
   c.data.crop_padding = 0            # 'random' crop: zero-pad every side by this many pixels first (CIFAR: 4)
-  c.data.resize_method = "bicubic"   # PIL filter for resizing: bicubic | bilinear | lanczos | box | nearest
+  c.data.resize_method = ""          # PIL filter: bicubic | bilinear | lanczos | box | nearest ("": data set default)
   c.data.augment = ""                # '' | randaugment | autoaugment (jaxgen.data.randaugment), training only
   c.data.augment_layers = 2          # RandAugment: number of ops per image (N)
   c.data.augment_magnitude = 9       # RandAugment: magnitude (M, 0..30)

@@ -7,7 +7,8 @@ so index i means the same file on every machine. An optional ``dataset.json`` at
 The channel count is that of the first image (grey 'L' → 1, anything else → RGB 3); every image is
 converted to it. ``data.split`` / ``data.eval_split`` select all images (``'train'``, ``'all'``) or,
 with TFDS-like slicing, a part: ``'train[:90%]'``, ``'train[90%:]'``, ``'train[:1000]'``.
-Crop/resize/flip work as for every image set (``jaxgen.data.images``); default crop ``none``.
+Crop/resize/flip work as for every image set (``jaxgen.data.images``); default crop ``none`` and,
+when ``data.resolution`` asks for a resize, PIL's Lanczos filter (EDM's ``dataset_tool.py``).
 """
 
 from __future__ import annotations
@@ -166,7 +167,8 @@ def _source(cfg, split: str, key: str):
 
 def _spec(cfg, src: ImageFolderSource):
   from jaxgen.data.tfds_sets import image_spec  # noqa: PLC0415
-  return image_spec(cfg, src.image_size(0), src.channels, src.labelled, name="image_folder")
+  return image_spec(cfg, src.image_size(0), src.channels, src.labelled, default_resize="lanczos",
+                    name="image_folder")
 
 
 def build(cfg, *, train: bool):

@@ -6,14 +6,17 @@ prepared in array_record format; otherwise one error line gives the command that
 
 Defaults per data set (overridden by ``data.crop`` / ``data.crop_size`` / ``data.crop_fraction``):
 
-* ``mnist`` (28×28×1), ``cifar10`` (32×32×3): the whole image, resized only if ``data.resolution``
-  differs.
-* ``celeb_a`` (218×178×3, unlabelled): central 140×140 crop, then resize to ``data.resolution``; the
-  crop of NCSN/NCSNv2 and score_sde's CelebA pipelines (``central_crop(image, 140)``). Set
+* ``mnist`` (28×28×1), ``cifar10`` (32×32×3): the whole image, resized (bicubic) only if
+  ``data.resolution`` differs.
+* ``celeb_a`` (218×178×3, unlabelled): central 140×140 crop (top-left (39, 19)), then an antialiased
+  bilinear resize to ``data.resolution``: score_sde's CelebA pipeline (``central_crop(img, 140)`` then
+  ``resize_small``, i.e. ``tf.image.resize(antialias=True)``), also NCSN/NCSNv2's ``CenterCrop(140)``.
+  score_sde resizes in float, we in uint8 (PIL): differences of about one grey level. Set
   ``data.crop_size=178`` for the largest central square instead.
 * ``imagenet2012``, ``imagenette`` (variable sizes; ``data.resolution`` required): training uses the
   Inception random-resized crop (scale (0.08, 1), ratio (3/4, 4/3)), evaluation the central crop of
-  0.875·min(H, W) resized to ``data.resolution`` (see ``jaxgen.data.images``).
+  0.875·min(H, W); both resized bicubic (the EfficientNet preprocessing) to ``data.resolution``
+  (see ``jaxgen.data.images``).
 """
 
 from __future__ import annotations
@@ -35,12 +38,13 @@ class TfdsInfo:
   labelled: bool
   crop: str = "none"
   crop_size: int = 0
+  resize: str = "bicubic"
 
 
 INFO = {
     "mnist": TfdsInfo(("train", "test"), (28, 28), 1, True),
     "cifar10": TfdsInfo(("train", "test"), (32, 32), 3, True),
-    "celeb_a": TfdsInfo(("train", "validation", "test"), (218, 178), 3, False, "center", 140),
+    "celeb_a": TfdsInfo(("train", "validation", "test"), (218, 178), 3, False, "center", 140, "bilinear"),
     "imagenet2012": TfdsInfo(("train", "validation"), None, 3, True, "inception"),
     "imagenette": TfdsInfo(("train", "validation"), None, 3, True, "inception"),
 }
@@ -121,7 +125,8 @@ def _augment_fn(cfg):
 
 
 def image_spec(cfg, info_shape, channels: int, labelled: bool, default_crop: str = "none",
-               default_crop_size: int = 0, label_key: str = "label", name: str = "") -> ImageSpec:
+               default_crop_size: int = 0, default_resize: str = "bicubic", label_key: str = "label",
+               name: str = "") -> ImageSpec:
   """The ImageSpec of ``cfg`` (data block) over a data set's defaults; checks the output size is fixed."""
   crop = str(_opt(cfg, "crop", "")) or default_crop
   crop_size = int(_opt(cfg, "crop_size", 0))
@@ -131,7 +136,7 @@ def image_spec(cfg, info_shape, channels: int, labelled: bool, default_crop: str
   spec = ImageSpec(crop=crop, crop_size=crop_size, crop_fraction=fraction or 1.0,
                    crop_padding=int(_opt(cfg, "crop_padding", 0)),
                    resolution=int(_opt(cfg, "resolution", 0)),
-                   resize_method=str(_opt(cfg, "resize_method", "bicubic")),
+                   resize_method=str(_opt(cfg, "resize_method", "")) or default_resize,
                    flip=bool(_opt(cfg, "random_flip", False)), channels=channels,
                    label_key=label_key if labelled else None, augment=_augment_fn(cfg))
   spec.validate()
@@ -147,7 +152,8 @@ def _info(name: str) -> TfdsInfo:
 
 def spec_for(cfg, name: str) -> ImageSpec:
   info = _info(name)
-  return image_spec(cfg, info.shape, info.channels, info.labelled, info.crop, info.crop_size, name=name)
+  return image_spec(cfg, info.shape, info.channels, info.labelled, info.crop, info.crop_size, info.resize,
+                    name=name)
 
 
 def output_spec(cfg, name: str) -> tuple[tuple[int, int, int], bool]:

@@ -115,3 +115,14 @@ def test_augment_needs_the_randaugment_module():
       data.example_batch(cfg, 4)
   with pytest.raises(ValueError, match="Unknown data.augment='mixup'"):
     data.example_batch(_cfg(name="cifar10", augment="mixup"), 4)
+
+
+def test_celeb_a_is_the_central_140_crop_resized_bilinear():
+  """score_sde CelebA: central_crop(img, 140) (top-left (39, 19) of 218×178), antialiased bilinear."""
+  from jaxgen.data import images
+  cfg = _cfg(name="celeb_a", eval_split="test", resolution=16)
+  with prepared():
+    src = tfds.data_source("celeb_a", split="test", download=False)
+    want = [images.to_float(images.resize(src[i]["image"][39:179, 19:159], 16, 16, "bilinear")) for i in range(4)]
+    got = next(iter(data.eval_dataset(cfg, batch_size=4)))["image"]
+  np.testing.assert_array_equal(got, np.stack(want))
