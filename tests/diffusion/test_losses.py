@@ -37,9 +37,10 @@ def test_edm_loss_of_ideal_denoiser_is_one_per_dimension():
     x = x_in / c.c_in[:, None]
     return (gauss_D(0.25)(x, sigma) - c.c_skip[:, None] * x) / c.c_out[:, None]
 
-  per_dim = L.edm_loss(raw_ideal, y, KEY, reduce="mean")
+  per_dim, total = jax.jit(lambda y: (L.edm_loss(raw_ideal, y, KEY, reduce="mean"),
+                                       L.edm_loss(gauss_D(0.25), y, KEY, preconditioned=True)))(y)
   within(per_dim, 1.0)
-  np.testing.assert_allclose(L.edm_loss(gauss_D(0.25), y, KEY, preconditioned=True), d * per_dim, rtol=2e-4)
+  np.testing.assert_allclose(total, d * per_dim, rtol=2e-4)
 
 
 @pytest.mark.parametrize("sched", [dif.VPSchedule(), dif.VESchedule()], ids=["vp", "ve"])
@@ -47,7 +48,7 @@ def test_vp_ve_loss_of_ideal_denoiser(sched):
   """λ = 1/σ²: E = s²/(s²+σ²) per dimension; averaged over p_train (computed by quadrature over u)."""
   s2, B = 0.25, 4096
   y = 0.5 * jax.random.normal(jax.random.key(2), (B, 1))
-  out = L.denoising_loss(gauss_D(s2), y, KEY, schedule=sched, preconditioned=True)
+  out = jax.jit(lambda y: L.denoising_loss(gauss_D(s2), y, KEY, schedule=sched, preconditioned=True))(y)
   u = (np.arange(200000) + 0.5) / 200000
   sig = np.asarray(sched.sigma(1 + u * (1e-5 - 1))) if isinstance(sched, dif.VPSchedule) else 0.02 * 5000 ** u
   within(out, np.mean(s2 / (s2 + sig.astype(np.float64) ** 2)))
@@ -59,8 +60,10 @@ def test_ddpm_prediction_losses_of_ideal_denoiser():
   y = 0.5 * jax.random.normal(jax.random.key(3), (B, 2))
   sig2 = dif.DDPMSchedule().sigmas ** 2
   expect = {"eps": s2 / (s2 + sig2), "v": (1 + sig2) * s2 / (s2 + sig2), "x0": s2 * sig2 / (s2 + sig2)}
-  for pred, fn in (("eps", L.eps_loss), ("v", L.v_loss), ("x0", L.x0_loss)):
-    within(fn(gauss_D(s2), y, KEY, preconditioned=True), expect[pred].mean())
+  out = jax.jit(lambda y: {p: fn(gauss_D(s2), y, KEY, preconditioned=True)
+                           for p, fn in (("eps", L.eps_loss), ("v", L.v_loss), ("x0", L.x0_loss))})(y)
+  for pred in expect:
+    within(out[pred], expect[pred].mean())
 
 
 @pytest.mark.parametrize("pred", ["eps", "v", "x0"])
@@ -76,8 +79,9 @@ def test_ddpm_raw_network_path_matches_denoiser_path(pred):
     return (gauss_D(0.25)(x, sigma) - c.c_skip[:, None] * x) / c.c_out[:, None]
 
   y = 0.5 * jax.random.normal(jax.random.key(4), (64, 3))
-  a = L.ddpm_loss(raw, y, KEY, schedule=sched, prediction=pred)
-  b = L.ddpm_loss(gauss_D(0.25), y, KEY, schedule=sched, prediction=pred, preconditioned=True)
+  a, b = jax.jit(lambda y: (L.ddpm_loss(raw, y, KEY, schedule=sched, prediction=pred),
+                            L.ddpm_loss(gauss_D(0.25), y, KEY, schedule=sched, prediction=pred,
+                                        preconditioned=True)))(y)
   np.testing.assert_allclose(a, b, rtol=2e-3, atol=1e-5)
 
 
@@ -86,11 +90,11 @@ def test_flow_matching_loss_equals_weighted_denoising_loss():
   sched = dif.FlowMatchingSchedule()
   net = lambda x_t, t, labels: 0.3 * x_t - 0.2 * t[:, None]
   y = 0.5 * jax.random.normal(jax.random.key(5), (256, 3))
-  fm = L.flow_matching_loss(net, y, KEY)
-  den = L.denoising_loss(net, y, KEY, schedule=sched, reduce="mean")
+  fm, den, out = jax.jit(lambda y: (L.flow_matching_loss(net, y, KEY),
+                                    L.denoising_loss(net, y, KEY, schedule=sched, reduce="mean"),
+                                    L.flow_matching_loss(gauss_D(0.25), y, KEY, preconditioned=True)))(y)
   np.testing.assert_allclose(fm, den, rtol=2e-3, atol=1e-4)
   # ideal velocity of N(0, s²): E‖v̂ − v‖² = λ·s²σ²/(s²+σ²) per dimension
-  out = L.flow_matching_loss(gauss_D(0.25), y, KEY, preconditioned=True)
   t = (np.arange(100000) + 0.5) / 100000
   sig = t / (1 - t)
   within(out, np.mean(((1 + sig) / sig) ** 2 * 0.25 * sig ** 2 / (0.25 + sig ** 2)))
@@ -103,9 +107,9 @@ def test_dsm_loss_of_ideal_score():
   sigmas = L.ncsn_sigmas(2.0, 0.02, 10)
   net = lambda x, i, labels: -x / (s2 + sigmas[i.astype(jnp.int32)][:, None] ** 2)
   expect = d * 0.5 * np.mean(s2 / (s2 + np.asarray(sigmas, np.float64) ** 2))
-  out = L.dsm_loss(net, y, KEY)
+  out, out_d = jax.jit(lambda y: (L.dsm_loss(net, y, KEY), L.dsm_loss(gauss_D(s2), y, KEY, preconditioned=True)))(y)
   within(out, expect)
-  np.testing.assert_allclose(L.dsm_loss(gauss_D(s2), y, KEY, preconditioned=True), out, rtol=1e-4, atol=1e-6)
+  np.testing.assert_allclose(out_d, out, rtol=1e-4, atol=1e-6)
   np.testing.assert_allclose(L.ncsn_sigmas(), np.geomspace(1.0, 0.01, 10), rtol=1e-6)
 
 
@@ -116,14 +120,15 @@ def test_sliced_score_matching():
   x = jax.random.normal(jax.random.key(8), (5, d))
   sq = np.asarray(jnp.sum(x ** 2, 1), np.float64)
   a = 0.7
-  vr = L.sliced_score_matching_loss(lambda z: -z / a, x, KEY, projection="rademacher")
-  np.testing.assert_allclose(vr, -d / a + 0.5 * sq / a ** 2, rtol=1e-5)
   P = 4000
-  plain = L.sliced_score_matching_loss(lambda z: -z / a, x[:1], KEY, n_particles=P, variance_reduction=False)
+  vr, plain = jax.jit(lambda x: (
+      L.sliced_score_matching_loss(lambda z: -z / a, x, KEY, projection="rademacher"),
+      L.sliced_score_matching_loss(lambda z: -z / a, x[:1], KEY, n_particles=P, variance_reduction=False)))(x)
+  np.testing.assert_allclose(vr, -d / a + 0.5 * sq / a ** 2, rtol=1e-5)
   # per particle: vᵀJv = −‖v‖²/a (var 2d/a²) plus ½(vᵀs)² (var ½‖s‖⁴); independent parts ⇒ variances add
   se = np.sqrt((2 * d / a ** 2 + 0.5 * (sq[0] / a ** 2) ** 2) / P)
   assert abs(float(plain[0]) - (-d / a + 0.5 * sq[0] / a ** 2)) < 5 * se
-  g = jax.grad(lambda a: L.sliced_score_matching_loss(lambda z: -z / a, x, KEY, projection="rademacher").mean())
+  g = jax.jit(jax.grad(lambda a: L.sliced_score_matching_loss(lambda z: -z / a, x, KEY, projection="rademacher").mean()))
   assert abs(float(g(jnp.float32(sq.mean() / d)))) < 1e-4
 
 

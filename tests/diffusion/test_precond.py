@@ -95,3 +95,35 @@ def test_training_target():
   c = sched.precond(jnp.array([2.0]))
   tgt = dif.training_target(sched, y, x, 2.0)
   np.testing.assert_allclose(c.c_skip[:, None] * x + c.c_out[:, None] * tgt, y, rtol=1e-6)
+
+
+# -- conversions (jaxgen.diffusion.conversions) -------------------------------------------------
+
+def test_conversions_round_trip_and_meaning():
+  from jaxgen.diffusion import conversions as cv
+  k1, k2 = jax.random.split(jax.random.key(3))
+  y = jax.random.normal(k1, (4, 3))
+  n = jax.random.normal(k2, (4, 3))
+  sigma = jnp.array([0.05, 0.5, 2.0, 30.0])
+  x = y + sigma[:, None] * n
+  # with the exact clean image as "D", each prediction is its textbook target
+  s_vp = 1 / jnp.sqrt(1 + sigma ** 2)
+  expected = {"denoiser": y, "x0": y, "eps": n, "score": -n / sigma[:, None],
+              "v": s_vp[:, None] * n - (s_vp * sigma)[:, None] * y, "velocity": n - y}
+  for kind, want in expected.items():
+    got = cv.convert(y, x, sigma, "denoiser", kind)
+    np.testing.assert_allclose(got, want, rtol=2e-4, atol=2e-5)
+    np.testing.assert_allclose(cv.convert(got, x, sigma, kind, "denoiser"), y, rtol=2e-3, atol=2e-4)
+  # v with a non-VP scale s (e.g. flow matching's s = 1/(1+σ)) still inverts exactly
+  s = 1 / (1 + sigma)
+  v = cv.v_from_denoiser(y, x, sigma, s)
+  np.testing.assert_allclose(cv.denoiser_from_v(v, x, sigma, s), y, rtol=1e-3, atol=1e-4)
+  for a in cv.PREDICTIONS:
+    for b in cv.PREDICTIONS:
+      np.testing.assert_allclose(cv.convert(cv.convert(y * 0.9, x, sigma, "denoiser", a), x, sigma, a, b),
+                                 cv.convert(y * 0.9, x, sigma, "denoiser", b), rtol=2e-3, atol=2e-4)
+  D = lambda x, sigma: 0.5 * x
+  eps_fn = cv.as_prediction(D, "eps")
+  np.testing.assert_allclose(cv.as_denoiser(eps_fn, "eps")(x, sigma), 0.5 * x, rtol=1e-5)
+  with pytest.raises(ValueError, match="prediction"):
+    cv.convert(y, x, sigma, "denoiser", "logits")
