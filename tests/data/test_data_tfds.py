@@ -14,6 +14,7 @@ import pytest
 
 import jaxgen.data as data
 from jaxgen.configs import base_config
+from jaxgen.data import images as tfds_images
 from jaxgen.data import tfds_sets
 
 tfds = pytest.importorskip("tensorflow_datasets")
@@ -126,3 +127,48 @@ def test_celeb_a_is_the_central_140_crop_resized_bilinear():
     want = [images.to_float(images.resize(src[i]["image"][39:179, 19:159], 16, 16, "bilinear")) for i in range(4)]
     got = next(iter(data.eval_dataset(cfg, batch_size=4)))["image"]
   np.testing.assert_array_equal(got, np.stack(want))
+
+
+# ------------------------------------------------- a real prepared array_record set, built without TF
+
+@pytest.fixture(scope="module")
+def tiny_tfds(tmp_path_factory):
+  """A 7 + 3 example TFDS set prepared in array_record format (Tensor features need no TensorFlow)."""
+  class JaxgenTinyImages(tfds.core.GeneratorBasedBuilder):
+    VERSION = tfds.core.Version("1.0.0")
+
+    def _info(self):
+      return tfds.core.DatasetInfo(builder=self, features=tfds.features.FeaturesDict({
+          "image": tfds.features.Tensor(shape=(6, 5, 3), dtype=np.uint8),
+          "label": tfds.features.ClassLabel(num_classes=3)}))
+
+    def _split_generators(self, dl_manager):
+      del dl_manager
+      return {"train": self._generate_examples(7), "test": self._generate_examples(3)}
+
+    def _generate_examples(self, n):
+      for i in range(n):
+        yield i, {"image": np.full((6, 5, 3), 10 * i + n, np.uint8), "label": i % 3}
+
+  data_dir = str(tmp_path_factory.mktemp("tfds"))
+  JaxgenTinyImages(data_dir=data_dir, file_format="array_record").download_and_prepare()
+  return data_dir
+
+
+def test_real_prepared_array_record_set(tiny_tfds, monkeypatch):
+  """The unmocked path: is_prepared, file format, tfds.data_source, grain, decoding."""
+  name = "jaxgen_tiny_images"
+  monkeypatch.setattr(data, "NAMES", (*data.NAMES, name))
+  monkeypatch.setitem(tfds_sets.INFO, name, tfds_sets.TfdsInfo(("train", "test"), (6, 5), 3, True))
+  cfg = _cfg(name=name, data_dir=tiny_tfds, eval_split="test")
+  batches = list(itertools.islice(iter(data.train_dataset(cfg, batch_size=7, seed=0)), 2))
+  for b in batches:    # each batch one epoch: values 10·i + 7 (i = 0..6), labels i mod 3
+    i = np.sort((np.round((b["image"][:, 0, 0, 0] + 1) * 127.5).astype(int) - 7) // 10)
+    np.testing.assert_array_equal(i, np.arange(7))
+    np.testing.assert_array_equal(np.sort(b["label"]), np.sort(np.arange(7) % 3))
+  assert not np.array_equal(batches[0]["label"], batches[1]["label"]) or \
+      not np.array_equal(batches[0]["image"], batches[1]["image"])
+  ev = list(data.eval_dataset(cfg, batch_size=2))
+  assert [b["mask"].tolist() for b in ev] == [[1, 1], [1, 0]]
+  vals = np.concatenate([b["image"][b["mask"] == 1, 0, 0, 0] for b in ev])   # TFDS stores records hashed
+  np.testing.assert_array_equal(np.sort(vals), tfds_images.to_float(np.array([3, 13, 23], np.uint8)))
