@@ -152,10 +152,12 @@ class Progress:
     if not self.enabled:
       return
     if self._bar is not None:
-      self._bar.set_postfix(loss=f"{loss:.4g}", img_s=f"{img_per_sec:.1f}", refresh=True)
+      self._bar.set_postfix(loss=f"{loss:.4g}", img_s=f"{img_per_sec:.1f}" if math.isfinite(
+          img_per_sec) else "-", refresh=True)
     else:
       width = len(str(self.total))
-      print(f"step {step:>{width}}/{self.total}  loss {loss:.5g}  img/s {img_per_sec:.1f}  "
+      ips = f"{img_per_sec:.1f}" if math.isfinite(img_per_sec) else "-"
+      print(f"step {step:>{width}}/{self.total}  loss {loss:.5g}  img/s {ips}  "
             f"eta {_fmt_duration(self.eta())}", file=self.stream, flush=True)
 
   def close(self):

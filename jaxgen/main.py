@@ -9,6 +9,7 @@ The work itself lives in ``jaxgen.train``; user errors print one line and exit w
 from __future__ import annotations
 
 import logging
+import re
 import sys
 
 from absl import app, flags
@@ -28,13 +29,48 @@ def _fail(msg: str, status: int = 2):
   sys.exit(status)
 
 
+def _override_error(argv, e: Exception) -> str:
+  """One line for a failing ``--config.key=value`` override (unknown key or unparsable value)."""
+  text = " ".join(str(e).split())
+  key = ""
+  if isinstance(e, (KeyError, AttributeError)) and e.args:
+    found = re.search(r"[A-Za-z_][A-Za-z0-9_]*", str(e.args[0]))
+    key = found.group(0) if found else ""
+  overrides = [a for a in argv[1:] if a.startswith("--config.")]
+  culprit = next((a for a in overrides if key and key in a.split("=", 1)[0].split(".")), None)
+  if culprit:
+    return (f"{culprit.split('=', 1)[0]} names a key the config does not have ({key!r}): check its "
+            "spelling against the experiment file and jaxgen/configs.py.")
+  if text.startswith("flag --config."):
+    return f"{text}: pass a value of the type the config declares for that key."
+  return text
+
+
+def _config_arg(argv) -> str:
+  for i, a in enumerate(argv):
+    if a.startswith("--config="):
+      return a.split("=", 1)[1]
+    if a == "--config" and i + 1 < len(argv):
+      return argv[i + 1]
+  return ""
+
+
 def _parse_flags(argv):
   try:
-    return FLAGS(argv)
+    rest = FLAGS(argv)
   except flags.Error as e:
-    _fail(" ".join(str(e).split()))
-  except Exception as e:  # noqa: BLE001 - errors while loading/overriding the config file
-    _fail(" ".join(f"{type(e).__name__}: {e}".split()))
+    _fail(_override_error(argv, e.__cause__ or e) if "--config." in str(e) else " ".join(str(e).split()))
+  except Exception as e:  # noqa: BLE001 - errors while applying --config.* overrides
+    _fail(_override_error(argv, e))
+  if FLAGS["config"].present or FLAGS.config is not None:
+    try:
+      FLAGS.config.get("seed")  # a config file that failed to load raises here
+    except Exception as e:  # noqa: BLE001
+      first = str(e).splitlines()[-1].strip() if str(e) else type(e).__name__
+      name = _config_arg(argv)
+      _fail(f"cannot load --config {name or '(the given file)'}: {first}; pass an experiment file "
+            "path.py[:variant] that defines get_config().")
+  return rest
 
 
 def main(argv):

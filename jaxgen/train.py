@@ -238,7 +238,10 @@ def check_workdir(workdir: str, config, mode: str) -> None:
     if parent == probe:
       break
     probe = parent
-  if mode == "train" and (not os.path.isdir(probe) or not os.access(probe, os.W_OK | os.X_OK)):
+  if not os.path.isdir(probe):
+    raise ConfigError(f"--workdir {workdir} cannot be created ({probe} is a file): choose a path "
+                      "whose parents are directories.")
+  if mode == "train" and not os.access(probe, os.W_OK | os.X_OK):
     raise ConfigError(f"--workdir {workdir} is not writable ({probe} denies writing): choose a "
                       "directory you can write to.")
   if mode != "train" and not ckpt_lib.saved_steps(path):
@@ -289,8 +292,8 @@ def data_api(config):
     mod = importlib.import_module("jaxgen.data")
   for fn in ("train_dataset", "eval_dataset", "example_batch"):
     if not hasattr(mod, fn):
-      raise ConfigError(f"data module {mod.__name__} lacks {fn}(): it must provide train_dataset, "
-                        "eval_dataset and example_batch.")
+      raise ConfigError(f"data.name={name!r} cannot be read: the data module {mod.__name__} lacks "
+                        f"{fn}() (it must provide train_dataset, eval_dataset and example_batch).")
   return mod
 
 
@@ -328,7 +331,6 @@ def _prepare(config, workdir: str, mode: str) -> _Run:
     shd.maybe_initialize_distributed(config)
     pi, pc = jax.process_index(), jax.process_count()
     validate_config(config, mode=mode)
-    check_workdir(workdir, config, mode)
     task = tasks_lib.get(config)
     if mode == "sample" and not is_generative(task):
       raise ConfigError(f"task {config.task.name!r} does not generate samples: use --mode train or "
@@ -340,6 +342,7 @@ def _prepare(config, workdir: str, mode: str) -> _Run:
     if mode == "train":
       train_ds = data.train_dataset(config.data, batch_size=per_process, seed=config.seed,
                                     process_index=pi, process_count=pc)
+    check_workdir(workdir, config, mode)
   except ConfigError:
     raise
   except _USER_ERRORS as e:
@@ -600,8 +603,9 @@ def train_and_evaluate(config, workdir: str):
         if "learning_rate" in metrics:
           metrics.pop("learning_rate")
           metrics["lr"] = float(host_acc["last"]["learning_rate"])
-        ips = steps_timed * cfg.batch_size / max(now - t_last, 1e-9) if steps_timed else 0.0
-        metrics["img_per_sec"] = ips
+        ips = steps_timed * cfg.batch_size / max(now - t_last, 1e-9) if steps_timed else float("nan")
+        if steps_timed:  # (the first step of a launch, which compiles, is not timed)
+          metrics["img_per_sec"] = ips
         record.update(metrics)
         progress.report(step, metrics.get("loss", float("nan")), ips)
         acc = acc_init()
