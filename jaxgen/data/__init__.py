@@ -28,8 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from jaxgen.data import pipeline
-from jaxgen.data.pipeline import ArraySource, ReadConfig
+# grain, tfds and scikit-learn are imported on first use, so ``import jaxgen.data.toy2d`` (pure JAX)
+# works where they are not installed (accelerator images).
 
 TFDS_NAMES = ("mnist", "cifar10", "celeb_a", "imagenet2012", "imagenette")
 NAMES = ("digits", "toy2d", *TFDS_NAMES, "image_folder")
@@ -59,7 +59,9 @@ def _base(name: str) -> str:
   return name.split("/")[0]
 
 
-def read_config(cfg) -> ReadConfig:
+def read_config(cfg):
+  """The ``pipeline.ReadConfig`` of the data block."""
+  from jaxgen.data.pipeline import ReadConfig  # noqa: PLC0415
   r = ReadConfig(num_threads=int(opt(cfg, "num_threads", 4)), prefetch=int(opt(cfg, "prefetch", 8)),
                  num_workers=int(opt(cfg, "num_workers", 0)))
   if r.num_threads < 0 or r.prefetch < 0 or r.num_workers < 0:
@@ -84,6 +86,7 @@ def _seed(seed) -> int:
 
 def _digits(cfg, split: str):
   from jaxgen.data import digits  # noqa: PLC0415
+  from jaxgen.data.pipeline import ArraySource  # noqa: PLC0415
   res = int(opt(cfg, "resolution", 0))
   if res < 0:
     raise ValueError(f"data.resolution must be ≥ 0 (0: native 8×8), got {res}.")
@@ -109,6 +112,8 @@ def _digits_eval_transform(record):
 def train_dataset(data_cfg, *, batch_size: int, seed: int, process_index: int = 0,
                   process_count: int = 1):
   """Infinite, resumable ``grain.IterDataset`` of per-process training batches (see module doc)."""
+  from jaxgen.data import pipeline  # noqa: PLC0415
+  from jaxgen.data.pipeline import ReadConfig  # noqa: PLC0415
   name = _name(data_cfg)
   seed = _seed(seed)
   read = read_config(data_cfg)
@@ -137,6 +142,8 @@ def train_dataset(data_cfg, *, batch_size: int, seed: int, process_index: int = 
 
 def eval_dataset(data_cfg, *, batch_size: int, process_index: int = 0, process_count: int = 1):
   """One padded pass over ``data_cfg.eval_split`` as a re-iterable ``grain.IterDataset``; None if ''."""
+  from jaxgen.data import pipeline  # noqa: PLC0415
+  from jaxgen.data.pipeline import ArraySource  # noqa: PLC0415
   name = _name(data_cfg)
   split = str(opt(data_cfg, "eval_split", ""))
   if not split:

@@ -235,7 +235,9 @@ def sample_indexed(name: str, seed: int, indices: np.ndarray) -> np.ndarray:
   """Sample number ``i`` of the stream ``seed`` for each ``i`` in ``indices`` (int64 ≥ 0).
 
   Sample i uses the key ``fold_in(fold_in(key(seed), i // 2³²), i mod 2³²)``, so it depends on
-  (seed, i) only: not on the batch it lands in, the batch size or the number of processes.
+  (seed, i) only: not on the batch it lands in, the batch size or the number of processes. It is
+  computed on the host CPU (when JAX has one), so the data stream is the same bits whatever
+  accelerator trains on it, and data threads never queue work on the accelerator.
   """
   _check(name)
   idx = np.asarray(indices, np.int64).reshape(-1)
@@ -244,4 +246,14 @@ def sample_indexed(name: str, seed: int, indices: np.ndarray) -> np.ndarray:
   padded[:n] = idx
   hi = (padded >> 32).astype(np.uint32)
   lo = (padded & 0xFFFFFFFF).astype(np.uint32)
-  return np.asarray(_indexed(name, np.uint32(seed % 2 ** 32), hi, lo), np.float32)[:n]
+  with jax.default_device(_host_device()):
+    out = _indexed(name, np.uint32(seed % 2 ** 32), hi, lo)
+  return np.asarray(out, np.float32)[:n]
+
+
+@functools.cache
+def _host_device():
+  try:
+    return jax.local_devices(backend="cpu")[0]
+  except RuntimeError:   # JAX_PLATFORMS without cpu: use the default device
+    return None
