@@ -12,8 +12,10 @@ from jaxgen.diffusion.schedules import (DDPMSchedule, EDMSchedule, FlowMatchingS
 from jaxgen.diffusion.precond import Precond, precondition, training_target
 from jaxgen.diffusion.conversions import (as_denoiser, as_prediction, convert, denoiser_from_eps,
                                           denoiser_from_score, denoiser_from_v, denoiser_from_velocity,
-                                          eps_from_denoiser, pf_ode_drift, score_from_denoiser,
-                                          v_from_denoiser, velocity_from_denoiser)
+                                          eps_from_denoiser, pf_ode_drift, v_from_denoiser,
+                                          velocity_from_denoiser)
+# (the array-level score conversion is jaxgen.diffusion.conversions.score_from_denoiser; the public
+# name jaxgen.diffusion.score_from_denoiser is the samplers' denoiser -> score-function wrapper)
 from jaxgen.diffusion.losses import (ddpm_loss, denoising_loss, dsm_loss, edm_loss, eps_loss,
                                      flow_matching_loss, get_loss, ncsn_sigmas, sliced_score_matching_loss,
                                      v_loss, ve_loss, vp_loss, x0_loss)

@@ -97,10 +97,10 @@ def vp_sigmas(num_steps: int, sigma_min: float | None = None, sigma_max: float |
   """
   n = _check_steps(num_steps)
   if sigma_min is not None or sigma_max is not None:
-    lo = sigma_min if sigma_min is not None else _vp_sigma_np(eps_s, beta_d, beta_min)
-    hi = sigma_max if sigma_max is not None else _vp_sigma_np(1.0, beta_d, beta_min)
-    beta_d = 2 * (np.log(lo ** 2 + 1) / eps_s - np.log(hi ** 2 + 1)) / (eps_s - 1)
-    beta_min = np.log(hi ** 2 + 1) - 0.5 * beta_d
+    lo = sigma_min if sigma_min is not None else float(_vp_sigma_np(eps_s, beta_d, beta_min))
+    hi = sigma_max if sigma_max is not None else float(_vp_sigma_np(1.0, beta_d, beta_min))
+    fitted = VPSchedule.fit(lo, hi, eps_s)
+    beta_d, beta_min = fitted.beta_d, fitted.beta_min
   t = 1 + _step_fraction(n) * (eps_s - 1)
   return _append_zero(_vp_sigma_np(t, beta_d, beta_min))
 
@@ -167,6 +167,13 @@ class VPSchedule(_Schedule):
   eps_s: float = 1e-3     # last sampling time
   eps_t: float = 1e-5     # smallest training time
   M: int = 1000
+
+  @classmethod
+  def fit(cls, sigma_min: float, sigma_max: float, eps_s: float = 1e-3, **kw) -> "VPSchedule":
+    """The VP schedule with σ(ε_s) = σ_min and σ(1) = σ_max (β refitted as EDM's ``ablation_sampler``)."""
+    beta_d = 2 * (math.log(sigma_min ** 2 + 1) / eps_s - math.log(sigma_max ** 2 + 1)) / (eps_s - 1)
+    beta_min = math.log(sigma_max ** 2 + 1) - 0.5 * beta_d
+    return cls(beta_d=beta_d, beta_min=beta_min, eps_s=eps_s, **kw)
 
   def sigma(self, t):
     t = _f32(t)
