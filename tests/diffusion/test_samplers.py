@@ -282,20 +282,44 @@ def test_under_pmap():
   np.testing.assert_allclose(np.asarray(out).reshape(8, 2), ref, rtol=1e-5, atol=1e-5)
 
 
-def test_under_shard_map():
+EVERY_SAMPLER = dict(ALL_SIGMA_SAMPLERS, pf_ode_fixed=(S.sample_pf_ode, {"fixed_steps": 4}),
+                     ode_vp=(lambda d, x, s, k, **kw: S.sample_ode(d, x / 80.0, VPSchedule().time_steps(4),
+                                                                    VPSchedule(), **kw), {}))
+
+
+def test_every_sampler_under_shard_map_equals_one_device():
+  # 8 samples sharded one per simulated device, each shard passing its global indices: every sampler
+  # gives the single-device batch result. The PF-ODE runs with fixed_steps (its multi-device mode);
+  # the adaptive RK45 (a lax.while_loop whose counters start device-invariant) runs under
+  # shard_map with check_vma=False and also matches.
   from jax.sharding import PartitionSpec as P
   shard_map = getattr(jax, "shard_map", None)
   if shard_map is None:
     from jax.experimental.shard_map import shard_map
-  sig, key, lat, kw, ref = _reference_batch()
   mesh = jax.make_mesh((8,), ("data",), axis_types=(jax.sharding.AxisType.Auto,))
+  sig = karras_sigmas(5)
+  key = jax.random.key(61)
+  lat = jax.random.normal(jax.random.key(62), (8, 2)) * sig[0]
+  for name, (f, kw) in sorted(EVERY_SAMPLER.items()):
+    stochastic = name in BATCH_SAMPLERS
 
-  def local(x):
-    start = jax.lax.axis_index("data") * x.shape[0]
-    return S.sample_edm(MIX_D, x, sig, key, indices=start + jnp.arange(x.shape[0]), **kw)
+    def local(x, f=f, kw=kw, stochastic=stochastic):
+      extra = {}
+      if stochastic:
+        extra["indices"] = jax.lax.axis_index("data") * x.shape[0] + jnp.arange(x.shape[0])
+      return f(MIX_D, x, sig, key, **kw, **extra)
 
-  out = jax.jit(shard_map(local, mesh=mesh, in_specs=P("data"), out_specs=P("data")))(lat)
-  np.testing.assert_allclose(np.asarray(out), ref, rtol=1e-5, atol=1e-5)
+    ref = jax.jit(lambda x, f=f, kw=kw: f(MIX_D, x, sig, key, **kw))(lat)
+    out = jax.jit(shard_map(local, mesh=mesh, in_specs=P("data"), out_specs=P("data")))(lat)
+    np.testing.assert_allclose(np.asarray(out), np.asarray(ref), rtol=1e-5, atol=1e-5,
+                               err_msg=name)
+  pf = lambda x: S.sample_pf_ode(MIX_D, x, sig, rtol=1e-3, atol=1e-3)
+  try:
+    sm = shard_map(pf, mesh=mesh, in_specs=P("data"), out_specs=P("data"), check_vma=False)
+  except TypeError:  # older jax.experimental.shard_map
+    sm = shard_map(pf, mesh=mesh, in_specs=P("data"), out_specs=P("data"), check_rep=False)
+  np.testing.assert_allclose(np.asarray(jax.jit(sm)(lat)), np.asarray(jax.jit(pf)(lat)),
+                             rtol=1e-5, atol=1e-5)
 
 
 def test_under_jit_with_traced_grid_and_key():
