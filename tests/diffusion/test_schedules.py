@@ -152,6 +152,8 @@ def test_training_distributions():
   fm = dif.FlowMatchingSchedule()
   tt = np.asarray(fm.sample_time(key, (n,)))
   assert tt.min() >= 1e-5 and tt.max() < 1 and abs(tt.mean() - 0.5) < 0.01
+  ln_t = np.asarray(dif.FlowMatchingSchedule(p_train="logit_normal").sample_time(key, (n,)))
+  assert abs(np.median(ln_t) - 0.5) < 0.01          # t = sigmoid(N(0, 1)): median ½
   sig = np.asarray(dif.IDDPMSchedule().sample_sigma(key, (n,)))
   assert np.all(np.isin(sig, np.float32(dif.iddpm_u()[:-1])))
 
