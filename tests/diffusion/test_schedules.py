@@ -116,6 +116,11 @@ def test_iddpm_u_recurrence():
   i = np.arange(N)
   np.testing.assert_allclose(dif.iddpm_sigmas(N)[:-1], u[np.floor(8 + (M - 1 - 8) / (N - 1) * i + 0.5).astype(int)], rtol=1e-6)
   assert dif.iddpm_sigmas(N)[0] == np.float32(u[8]) and dif.iddpm_sigmas(N)[-2] == np.float32(u[M - 1])
+  # official ablation_sampler: u filtered to [0.002, 81], then round-half-even((len−1)/(N−1)·i) — the same grid
+  filt = u[(u >= 0.002) & (u <= 81)]
+  for n in (2, 3, 18, 40, 256):
+    k = np.arange(n)
+    np.testing.assert_allclose(dif.iddpm_sigmas(n)[:-1], filt[np.round((len(filt) - 1) / (n - 1) * k).astype(int)], rtol=1e-6)
   sch = dif.IDDPMSchedule()
   np.testing.assert_allclose(sch.round_sigma(jnp.array([u[5] * 1.001, u[700] * 0.999])), [u[5], u[700]], rtol=1e-6)
 
