@@ -28,6 +28,7 @@ from typing import Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxgen.diffusion import sde as sde_lib
 from jaxgen.diffusion.sde import per_sample_noise
@@ -45,14 +46,12 @@ def _grid(sigmas, name="sigmas"):
     raise ValueError(f"{name} must be a 1-D grid with at least 2 entries (e.g. karras_sigmas(n)), "
                      f"got shape {sigmas.shape}.")
   try:  # Checks that need concrete values; skipped when the grid is traced.
-    import numpy as np
     s = np.asarray(sigmas)
-    if np.any(s[:-1] <= 0) or np.any(np.diff(s) > 0):
-      raise ValueError(f"{name} must be decreasing and positive except a final 0, got {s}.")
-  except jax.errors.ConcretizationTypeError:
-    pass
-  except jax.errors.TracerArrayConversionError:
-    pass
+  except (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError):
+    return sigmas
+  if np.any(s[:-1] <= 0) or np.any(np.diff(s) > 0):
+    raise ValueError(f"{name} must be decreasing and positive except a final 0 (e.g. "
+                     f"karras_sigmas(n)), got {s}.")
   return sigmas
 
 
@@ -234,7 +233,10 @@ def sample_ode(denoise_fn: Denoiser, latents, ts, schedule, solver: str = "heun"
     if stochastic:
       s_cur = sig(t)
       gamma = jnp.where((s_tmin <= s_cur) & (s_cur <= s_tmax), gamma_max, 0.0)
-      t_hat = f32(schedule.sigma_inv(s_cur + gamma * s_cur))
+      s_hat = s_cur + gamma * s_cur
+      if hasattr(schedule, "round_sigma"):  # the official sampler rounds σ̂ to the net's grid
+        s_hat = f32(schedule.round_sigma(s_hat))
+      t_hat = f32(schedule.sigma_inv(s_hat))
       t_hat = jnp.where(gamma > 0, t_hat, t)
       z = per_sample_noise(key, idx, i, x.shape[1:])
       x_hat = (sc(t_hat) / sc(t)) * x + jnp.sqrt(

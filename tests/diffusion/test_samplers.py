@@ -345,6 +345,9 @@ def test_sample_ode_schedules_reach_exact_flow_map(schedule):
   err_heun = np.abs(np.asarray(out)[0] / exact - 1)
   err_euler = np.abs(np.asarray(euler)[0] / exact - 1)
   assert int(nfe) == 127
+  if isinstance(schedule, FlowMatchingSchedule):  # EDM's general RK rule with α = ½ is 2nd order too
+    mid = S.sample_ode(GAUSS, lat, ts, schedule, alpha=0.5)
+    assert np.all(np.abs(np.asarray(mid)[0] / exact - 1) < err_euler / 3)
   # (s = 1 under VP is a fixed point of the ODE: both errors are at float32 round-off there.)
   assert np.all(err_heun < 3e-2) and np.all(err_heun <= err_euler / 3 + 1e-6), (err_heun, err_euler)
 
@@ -388,3 +391,17 @@ def test_pf_ode_rk45_tolerance_nfe_and_fixed_steps():
   d_min = GAUSS(jnp.asarray(exact, jnp.float32), jnp.full((4,), 0.002))
   np.testing.assert_allclose(np.asarray(out0), np.asarray(d_min), rtol=1e-4, atol=1e-6)
   assert np.all(np.asarray(nfe0) == nfes[1] + 1)
+
+
+def test_bad_input_errors_name_the_fix():
+  x = jnp.ones((2, 2))
+  with pytest.raises(ValueError, match="decreasing"):
+    S.sample_euler(MIX_D, x, jnp.array([1.0, 2.0, 0.0]))
+  with pytest.raises(ValueError, match="pass key"):
+    S.sample_ancestral(MIX_D, x, karras_sigmas(3))
+  with pytest.raises(ValueError, match="indices must have shape"):
+    S.sample_edm(MIX_D, x, karras_sigmas(3), jax.random.key(0), s_churn=1.0, indices=jnp.arange(3))
+  with pytest.raises(ValueError, match="Unknown predictor"):
+    S.sample_pc(MIX_D, x, karras_sigmas(3), jax.random.key(0), predictor="ancestral")
+  with pytest.raises(ValueError, match="solver must be"):
+    S.sample_ode(MIX_D, x, VPSchedule().time_steps(3), VPSchedule(), solver="rk4")
