@@ -345,17 +345,19 @@ def sample_euler_maruyama(denoise_fn: Denoiser, x, sigmas, key=None, *, indices=
 
 
 def sample_pc(denoise_fn: Denoiser, x, sigmas, key=None, *, predictor: str = "reverse_diffusion",
-              snr: float = 0.16, n_corrector_steps: int = 1, corrector_norm: str = "sample",
-              indices=None, return_nfe: bool = False):
+              corrector: str = "langevin", snr: float = 0.16, n_corrector_steps: int = 1,
+              corrector_norm: str = "sample", indices=None, return_nfe: bool = False):
   """Predictor–corrector (score_sde) in σ-space: at each σ_i, ``n_corrector_steps`` Langevin steps
   x ← x + ε s + √(2ε) z with ε = 2(r‖z‖/‖s‖)² (α = 1, VE; per-sample norms), then the predictor
   (``'reverse_diffusion'``: x ← x + (σ² − σ'²)s + √(σ² − σ'²)z, or ``'euler_maruyama'``).
   score_sde's CIFAR-10 VE setting: snr = 0.16, one corrector step. NFE = N(n_corrector_steps + 1).
   ``corrector_norm``: ``'sample'`` (default, batch-independent; ‖z‖, ‖s‖ concentrate in image
   dimensions) or ``'batch'`` (score_sde's batch means; use it for low-dimensional data, where a
-  per-sample ‖s‖ → 0 near a mode makes the step state-dependent and biases the samples)."""
+  per-sample ‖s‖ → 0 near a mode makes the step state-dependent and biases the samples).
+  ``corrector='ald'``: score_sde's annealed-Langevin corrector ε = 2(r·σ)², state- and
+  batch-independent."""
   _need_key(key, "sample_pc")
-  return _sde_sampler(denoise_fn, x, sigmas, key, predictor=predictor, corrector="langevin",
+  return _sde_sampler(denoise_fn, x, sigmas, key, predictor=predictor, corrector=corrector,
                       snr=snr, n_corrector_steps=n_corrector_steps, indices=indices,
                       corrector_norm=corrector_norm, return_nfe=return_nfe)
 

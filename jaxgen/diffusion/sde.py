@@ -292,7 +292,7 @@ class EDMSDE(SDE):
 
 
 _PREDICTORS = ("euler_maruyama", "reverse_diffusion", "none")
-_CORRECTORS = ("langevin", "none", None)
+_CORRECTORS = ("langevin", "ald", "none", None)
 
 
 def langevin_correct(score, x, z, target_snr, alpha, norm="sample"):
@@ -316,6 +316,15 @@ def langevin_correct(score, x, z, target_snr, alpha, norm="sample"):
   return x_mean + _bc(jnp.sqrt(2.0 * eps), x) * z, x_mean
 
 
+def ald_correct(score, x, z, target_snr, alpha, std):
+  """score_sde's ``ald`` corrector (NCSN's annealed Langevin step as a corrector):
+  ε = 2α(r·std(t))², x ← x + ε s + √(2ε) z. The step depends only on t, never on the state or the
+  batch. Returns (x, x_mean)."""
+  eps = 2.0 * alpha * jnp.square(target_snr * std)
+  x_mean = x + _bc(eps, x) * score
+  return x_mean + _bc(jnp.sqrt(2.0 * eps), x) * z, x_mean
+
+
 def sample_reverse_sde(sde: SDE, score_fn: Callable, x, ts, key=None, *,
                        predictor: str = "reverse_diffusion", corrector: str | None = None,
                        snr: float = 0.16, n_corrector_steps: int = 1,
@@ -323,8 +332,9 @@ def sample_reverse_sde(sde: SDE, score_fn: Callable, x, ts, key=None, *,
                        corrector_norm: str = "sample", return_nfe: bool = False):
   """Predictor–corrector sampling of ``sde.reverse(score_fn)`` on the time grid ``ts`` (decreasing).
 
-  For each i < N = len(ts) − 1: ``n_corrector_steps`` Langevin corrector steps at t_i, then one
-  predictor step t_i → t_{i+1}:
+  For each i < N = len(ts) − 1: ``n_corrector_steps`` corrector steps at t_i (``'langevin'``:
+  ``langevin_correct`` with ``corrector_norm``; ``'ald'``: ``ald_correct``), then one predictor step
+  t_i → t_{i+1}:
   - ``'euler_maruyama'``: x ← x + f̄·Δt + ḡ√|Δt|·z with (f̄, ḡ) the reverse SDE at t_i, Δt = t_{i+1}−t_i;
   - ``'reverse_diffusion'``: x ← x − f + G²s + G z with (f, G) the exact forward transition;
   - ``'none'``: corrector only.
@@ -338,8 +348,8 @@ def sample_reverse_sde(sde: SDE, score_fn: Callable, x, ts, key=None, *,
   if predictor not in _PREDICTORS:
     raise ValueError(f"Unknown predictor {predictor!r}: use one of {_PREDICTORS}.")
   if corrector not in _CORRECTORS:
-    raise ValueError(f"Unknown corrector {corrector!r}: use 'langevin' or None.")
-  use_corr = corrector == "langevin" and n_corrector_steps > 0
+    raise ValueError(f"Unknown corrector {corrector!r}: use 'langevin', 'ald' or None.")
+  use_corr = corrector in ("langevin", "ald") and n_corrector_steps > 0
   stochastic = use_corr or (predictor != "none" and not probability_flow)
   if stochastic and key is None:
     raise ValueError("This SDE sampler draws noise: pass key=jax.random.key(seed).")
@@ -372,6 +382,8 @@ def sample_reverse_sde(sde: SDE, score_fn: Callable, x, ts, key=None, *,
 
       def corr(j, xx):
         z = noise(i * draws + j)
+        if corrector == "ald":
+          return ald_correct(score_fn(xx[0], tb), xx[0], z, snr, alpha, sde.coefficients(tb)[1])
         return langevin_correct(score_fn(xx[0], tb), xx[0], z, snr, alpha, corrector_norm)
 
       x, x_mean = jax.lax.fori_loop(0, n_corr, corr, (x, x))

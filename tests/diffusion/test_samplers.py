@@ -170,6 +170,7 @@ STOCHASTIC = {
     "ancestral": (S.sample_ancestral, 128, {}),
     "euler_maruyama": (S.sample_euler_maruyama, 128, {}),
     "pc": (S.sample_pc, 96, {"corrector_norm": "batch"}),
+    "pc_ald": (S.sample_pc, 96, {"corrector": "ald"}),
 }
 
 
@@ -179,7 +180,8 @@ def test_stochastic_sampler_reproduces_mixture(name):
   # apart; 2000 samples from x = 80·z on a ρ = 7 grid. (a) Each component's share is within 4
   # binomial standard errors of its weight. (b) Unbiased MMD² (Gaussian kernel h = 0.5) against 2000
   # exact draws is below mean + 5·std of 20 exact-vs-exact MMD² values (null calibration).
-  # PC uses score_sde's batch-mean norms: in 2-D per-sample norms bias the corrector (see sde.py).
+  # PC uses score_sde's batch-mean norms (in 2-D per-sample norms bias the corrector, see sde.py)
+  # or score_sde's state-independent 'ald' corrector.
   f, n_steps, kw = STOCHASTIC[name]
   exact, thr = _exact_and_threshold()
   sig = karras_sigmas(n_steps)
