@@ -100,6 +100,7 @@ class Checkpointer:
     self.workdir = os.path.abspath(workdir)
     self.directory = checkpoint_dir(workdir)
     options = ocp.CheckpointManagerOptions(
+        save_interval_steps=0 if read_only else 1,
         max_to_keep=None if read_only else max(int(keep), 1),
         keep_period=None if read_only else (int(keep_every) or None),
         create=not read_only,

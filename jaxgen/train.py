@@ -58,8 +58,6 @@ RESUMABLE_KEYS = (
     "eval_batch_size", "num_grid_samples", "data.eval_split", "data.eval_size", "data.data_dir",
     "data.num_threads", "data.prefetch", "data.num_workers", "task.eval.",
 )
-# For --mode eval / sample only the keys that fix the checkpoint's structure must match.
-STRUCTURE_KEYS = ("model.", "optimizer.", "task.name")
 
 # fold_in tags of the keys not tied to a training step (steps stay below 2**31 - 16).
 _INIT_TAG, _EVAL_TAG, _SAMPLE_TAG = 2**31 - 1, 2**31 - 2, 2**31 - 3
@@ -258,10 +256,9 @@ def check_workdir(workdir: str, config, mode: str) -> None:
     except (OSError, json.JSONDecodeError) as e:
       raise ConfigError(f"{saved} is unreadable ({e}): repair or remove it, or use a new --workdir.")
     new = config_to_dict(config)
-    if mode == "train":
-      diff = config_diff(old, new, ignore=RESUMABLE_KEYS)
-    else:
-      diff = config_diff(old, new, only=STRUCTURE_KEYS)
+    # --mode eval / sample may change any key (e.g. the sampler) as long as the checkpoint still
+    # restores; when it does not, _restore_for_inference reports the differing keys.
+    diff = config_diff(old, new, ignore=RESUMABLE_KEYS) if mode == "train" else []
     if diff:
       fo, fn = _flatten(old), _flatten(new)
       parts = ", ".join(f"{k} ({_describe(fo.get(k))} -> {_describe(fn.get(k))})" for k in diff[:12])
@@ -623,7 +620,7 @@ def train_and_evaluate(config, workdir: str):
             log_lib.save_samples_png(samples, os.path.join(run.workdir, "samples", f"step_{step}.png"))
       if record:
         writer.write(step, record)
-      if is_eval or is_sample:
+      if is_ckpt or is_eval or is_sample:  # img/s measures training steps only
         t_last, steps_timed = time.monotonic(), 0
       if stop:
         checkpointer.wait()
@@ -657,6 +654,18 @@ def _restore_for_inference(run: _Run):
   abstract = _abstract_state(run, init_fn)
   checkpointer = ckpt_lib.Checkpointer(run.workdir, read_only=True)
   try:
+    latest = checkpointer.latest_step()
+    try:
+      state, _ = checkpointer.restore(latest, abstract)
+      jax.block_until_ready(state)
+      return latest, state
+    except Exception as e:  # noqa: BLE001 - a config that does not fit, or a corrupted checkpoint
+      diff = _saved_config_diff(run)
+      if diff:
+        raise ConfigError(
+            f"the checkpoint of step {latest} in --workdir {run.workdir} does not fit this config "
+            f"({type(e).__name__}); it differs from the run's config.json in {', '.join(diff[:12])}: "
+            "use the run's own values for those keys.") from e
     restored = checkpointer.restore_latest(abstract, quarantine=False)
   finally:
     checkpointer.close()
@@ -664,6 +673,15 @@ def _restore_for_inference(run: _Run):
     raise ConfigError(f"--workdir {run.workdir} holds no readable checkpoint: train first.")
   step, state, _ = restored
   return step, state
+
+
+def _saved_config_diff(run: _Run) -> list[str]:
+  try:
+    with open(os.path.join(run.workdir, "config.json"), encoding="utf-8") as f:
+      old = json.load(f)
+  except (OSError, json.JSONDecodeError):
+    return []
+  return config_diff(old, config_to_dict(run.config), ignore=RESUMABLE_KEYS)
 
 
 def evaluate(config, workdir: str) -> dict[str, float]:

@@ -104,6 +104,9 @@ def test_unusable_workdirs(tmp_path, existing_run):
     train.evaluate(config, str(tmp_path / "empty"))
   _assert_one_line_error(e, r"holds no checkpoint: train first")
   assert not (tmp_path / "empty").exists()
+  with pytest.raises(train.ConfigError) as e:  # eval may change keys, unless the checkpoint no longer fits
+    train.evaluate(make_config(**RUN, **{"task.hidden": 8}), existing_run)
+  _assert_one_line_error(e, r"does not fit this config .* differs from the run's config.json in task.hidden")
   with pytest.raises(train.ConfigError) as e:
     train.sample(config, existing_run, num=0)
   _assert_one_line_error(e, r"--num_samples=0 is impossible")

@@ -109,7 +109,7 @@ def test_eval_and_sample_modes_restore_latest(run12, tmp_path):
   copy = str(tmp_path / "copy")
   shutil.copytree(workdir, copy)
   config = make_config(**RUN12)
-  result = train.evaluate(config, copy)
+  result = train.evaluate(make_config(**dict(RUN12, num_grid_samples=4)), copy)
   assert result["step"] == 12
   assert result["eval/loss"] == pytest.approx(log_lib.read_metrics(workdir)[12]["eval/loss"], rel=1e-6)
   with open(os.path.join(copy, "eval", "step_12.json")) as f:
@@ -197,6 +197,23 @@ def test_image_grid_layout_and_uint8_conversion(tmp_path):
   with Image.open(log_lib.save_image_grid(rgb, str(tmp_path / "g.png"))) as im:
     assert im.mode == "RGB" and im.size == (3 * 10 + 2, 2 * 10 + 2)
   assert os.path.getsize(log_lib.save_scatter(np.zeros((5, 2)), str(tmp_path / "s.png"))) > 0
+
+
+def test_progress_plain_lines_and_tty_bar():
+  import io
+
+  out = io.StringIO()
+  p = log_lib.Progress(0, 100, stream=out, interactive=False)
+  p.advance(1)
+  p.report(10, 0.123456, 2048.0)
+  p.close()
+  line = out.getvalue().strip()
+  assert line.startswith("step  10/100  loss 0.12346  img/s 2048.0  eta ") and line.count("\n") == 0
+  tty = io.StringIO()
+  p = log_lib.Progress(0, 100, stream=tty, interactive=True)
+  p.report(50, 0.5, float("nan"))
+  p.close()
+  assert "50/100" in tty.getvalue() and "loss=0.5" in tty.getvalue() and "img_s=-" in tty.getvalue()
 
 
 def test_read_metrics_keeps_last_record_per_step(tmp_path):
