@@ -39,8 +39,19 @@ def load_config(spec: str):
   return mod.get_config(arg or None), os.path.splitext(os.path.basename(path))[0] + (f"_{arg.replace(',', '_')}" if arg else "")
 
 
-def run(spec: str, out: str, steps: int, eval_every: int, chunk: int) -> dict:
+def _parse(v: str):
+  try:
+    return json.loads(v)
+  except json.JSONDecodeError:
+    return v
+
+
+def run(spec: str, out: str, steps: int, eval_every: int, chunk: int, overrides=(), tag: str = "") -> dict:
   config, name = load_config(spec)
+  for kv in overrides:
+    k, _, v = kv.partition("=")
+    config.update_from_flattened_dict({k: _parse(v)})
+  name += tag
   if steps:
     config.num_train_steps = steps
   if eval_every:
@@ -100,10 +111,12 @@ def main(argv=None):
   p.add_argument("--steps", type=int, default=0, help="override num_train_steps (critic steps)")
   p.add_argument("--eval_every", type=int, default=0)
   p.add_argument("--chunk", type=int, default=250)
+  p.add_argument("--set", action="append", default=[], help="dotted config override key=value (JSON value)")
+  p.add_argument("--tag", default="", help="suffix of the run names")
   a = p.parse_args(argv)
   os.makedirs(a.out, exist_ok=True)
   for spec in a.specs:
-    run(spec, a.out, a.steps, a.eval_every, a.chunk)
+    run(spec, a.out, a.steps, a.eval_every, a.chunk, a.set, a.tag)
 
 
 if __name__ == "__main__":
