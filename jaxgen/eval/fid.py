@@ -17,7 +17,7 @@ then resized to 299² as the TF graph does (``inception_v3.preprocess``).
 
 from __future__ import annotations
 
-import math
+import functools
 from typing import Callable, Iterable
 
 import jax
@@ -28,7 +28,7 @@ from jaxgen.eval.frechet import frechet_distance, gaussian_stats
 
 __all__ = ["InceptionFeatures", "quantize", "fid_from_features", "fid_from_stats", "inception_score", "kid",
            "save_stats", "load_stats", "reference_stats", "features_from_batches", "evaluate_samples",
-           "evaluate_protocol", "gaussian_stats"]
+           "evaluate_protocol", "compute_fid", "gaussian_stats"]
 
 
 def quantize(images) -> jax.Array:
@@ -255,6 +255,38 @@ def evaluate_protocol(sample_fn: Callable, ref: str | dict, extractor: Inception
   best = runs[int(np.argmin(fids))]
   out = dict(best, fid=float(min(fids)), fid_mean=float(np.mean(fids)), fid_per_seed=fids)
   return out
+
+
+def _cfg_get(cfg, key, default=None):
+  try:
+    v = cfg.get(key, default) if hasattr(cfg, "get") else getattr(cfg, key, default)
+  except (AttributeError, KeyError):
+    v = default
+  return default if v is None else v
+
+
+@functools.lru_cache(maxsize=2)
+def _cached_extractor(weights: str, batch_size: int) -> InceptionFeatures:
+  return InceptionFeatures(weights, batch_size=batch_size)
+
+
+def compute_fid(sample_fn: Callable, num_samples: int, config, batch_size: int = 500, progress: bool = True) -> float:
+  """FID of ``num_samples`` images from ``sample_fn(key, n, start_index)`` (one seed set) for the tasks.
+
+  Reads ``task.eval.inception_weights`` (or ``fid.inception_weights``) and the reference statistics
+  ``task.eval.fid_ref`` (or ``fid.ref``) from the config; both are required.
+  """
+  ev = _cfg_get(_cfg_get(config, "task", {}), "eval", {})
+  top = _cfg_get(config, "fid", {})
+  weights = _cfg_get(ev, "inception_weights", "") or _cfg_get(top, "inception_weights", "")
+  ref_path = _cfg_get(ev, "fid_ref", "") or _cfg_get(top, "ref", "")
+  ref = load_stats(ref_path)
+  if not weights:
+    raise FileNotFoundError("no Inception weights configured: set task.eval.inception_weights to an .npz made by "
+                            "`python -m jaxgen.convert.inception pt_inception-2015-12-05-6726825d.pth out.npz`.")
+  ext = _cached_extractor(str(weights), int(batch_size))
+  return evaluate_samples(sample_fn, jax.random.key(int(_cfg_get(config, "seed", 0))), num_samples, ext, ref,
+                          batch_size, progress, kid_subsets=0)["fid"]
 
 
 def main(argv=None) -> int:

@@ -435,8 +435,9 @@ class SongUNet(nn.Module):
 
 
 def _unet_inputs(batch: int = 1, img_resolution: int = 32, in_channels: int = 3, label_dim: int = 0,
-                 augment_dim: int = 0, **_: Any) -> tuple:
+                 augment_dim: int = 0, num_classes: int = 0, **_: Any) -> tuple:
   """(x, c_noise[, labels, augment_labels]) for ``init``."""
+  label_dim = label_dim or num_classes
   x = jnp.zeros((batch, img_resolution, img_resolution, in_channels), jnp.float32)
   c_noise = jnp.zeros((batch,), jnp.float32)
   labels = jnp.zeros((batch,), jnp.int32) if label_dim else None
@@ -452,6 +453,12 @@ def _inputs_with(**defaults):
 
 
 def _dtype(kw: dict) -> dict:
+  """Normalises overrides: dtype names, lists → tuples, ``num_classes`` as an alias of ``label_dim``."""
+  if "num_classes" in kw:
+    n = kw.pop("num_classes")
+    if kw.get("label_dim", n) != n:
+      raise ValueError(f"num_classes={n} and label_dim={kw['label_dim']} disagree; set only one of them.")
+    kw["label_dim"] = n
   if isinstance(kw.get("dtype"), str):
     kw["dtype"] = jnp.dtype(kw["dtype"])
   for key in ("channel_mult", "ch_mult", "attn_resolutions", "resample_filter"):
