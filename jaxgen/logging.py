@@ -75,6 +75,18 @@ class MetricWriter:
     tb.flush()
     return record
 
+  def write_image(self, step: int, tag: str, png_path: str) -> None:
+    """Adds a PNG written by ``save_samples_png`` to TensorBoard (as RGB/grey HWC uint8)."""
+    if not self.enabled or not png_path:
+      return
+    from PIL import Image
+
+    with Image.open(png_path) as im:
+      img = np.asarray(im.convert("RGB"))
+    tb = self._writer()
+    tb.add_image(tag, img, int(step), dataformats="HWC")
+    tb.flush()
+
   def close(self):
     if self._file is not None:
       self._file.close()

@@ -617,7 +617,9 @@ def train_and_evaluate(config, workdir: str):
         if n > 0:
           samples = _samples(run, state, n)
           if chief:
-            log_lib.save_samples_png(samples, os.path.join(run.workdir, "samples", f"step_{step}.png"))
+            png = log_lib.save_samples_png(samples, os.path.join(run.workdir, "samples",
+                                                                 f"step_{step}.png"))
+            writer.write_image(step, "samples", png)
       if record:
         writer.write(step, record)
       if is_ckpt or is_eval or is_sample:  # img/s measures training steps only
