@@ -1,6 +1,9 @@
 """DCGAN (non-saturating loss) on CIFAR-10 at 32² (Radford et al. 2016 recipe; WGAN-GP's baseline).
 
-python -m jaxgen.main --config experiments/gan/cifar10_dcgan.py --workdir runs/cifar10_dcgan
+python -m jaxgen.main --config experiments/gan/cifar10_dcgan.py --workdir runs/cifar10_dcgan \
+    --config.task.eval.inception_weights=inception_fid.npz --config.task.eval.fid_ref=cifar10_train.npz
+(the Inception weights from ``python -m jaxgen.convert.inception``, the reference statistics from
+``python -m jaxgen.eval.fid --data cifar10 --split train --weights inception_fid.npz --out cifar10_train.npz``)
 Variants: smoke (substitutes the embedded digits at 32², one channel, for CIFAR-10).
 Hardware: one GPU.
 Reference: Gulrajani et al. 2017, Table 3 list DCGAN (Radford et al.) at IS 6.16 ± 0.07 on
@@ -30,6 +33,9 @@ def get_config(arg=None):
   c.optimizer.b1 = 0.5
   task_config(c, critic="dcgan32_d", loss="non_saturating", latent_dim=100)
   c.task.eval.num_samples = 50_000
+  c.task.eval.fid = True                # IS / FID: needs the two local files below
+  c.task.eval.inception_weights = ""    # --config.task.eval.inception_weights=inception_fid.npz
+  c.task.eval.fid_ref = ""              # --config.task.eval.fid_ref=cifar10_train.npz
   if arg == "smoke":
     smoke(c)
     c.num_grid_samples = 16
@@ -40,4 +46,5 @@ def get_config(arg=None):
     c.task.critic.overrides.base = 8
     c.task.critic.overrides.channels = 1
     c.task.eval.num_samples = 64
+    c.task.eval.fid = False             # digits stand-in: no Inception in tests
   return c

@@ -1,6 +1,9 @@
 """WGAN with weight clipping (Arjovsky et al. 2017, Alg. 1) with DCGAN nets on CIFAR-10 at 32².
 
-python -m jaxgen.main --config experiments/gan/cifar10_wgan.py --workdir runs/cifar10_wgan
+python -m jaxgen.main --config experiments/gan/cifar10_wgan.py --workdir runs/cifar10_wgan \
+    --config.task.eval.inception_weights=inception_fid.npz --config.task.eval.fid_ref=cifar10_train.npz
+(the Inception weights from ``python -m jaxgen.convert.inception``, the reference statistics from
+``python -m jaxgen.eval.fid --data cifar10 --split train --weights inception_fid.npz --out cifar10_train.npz``)
 Variants: smoke (substitutes the embedded digits at 32², one channel, for CIFAR-10).
 Hardware: one GPU.
 Settings (Alg. 1 and the authors' code): RMSProp 5e-5 (decay 0.99 as PyTorch's) for both nets,
@@ -36,6 +39,9 @@ def get_config(arg=None):
   c.task.n_critic_schedule = "wgan"
   c.task.clip_value = 0.01
   c.task.eval.num_samples = 50_000
+  c.task.eval.fid = True                # IS / FID: needs the two local files below
+  c.task.eval.inception_weights = ""    # --config.task.eval.inception_weights=inception_fid.npz
+  c.task.eval.fid_ref = ""              # --config.task.eval.fid_ref=cifar10_train.npz
   if arg == "smoke":
     smoke(c)
     c.num_grid_samples = 16
@@ -48,4 +54,5 @@ def get_config(arg=None):
     c.task.n_critic_schedule = "constant"
     c.task.n_critic = 2
     c.task.eval.num_samples = 64
+    c.task.eval.fid = False             # digits stand-in: no Inception in tests
   return c

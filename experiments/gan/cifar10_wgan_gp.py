@@ -1,8 +1,13 @@
 """WGAN-GP with the ResNet generator and critic on CIFAR-10 (Gulrajani et al. 2017, §5.3, App. F).
 
-python -m jaxgen.main --config experiments/gan/cifar10_wgan_gp.py --workdir runs/cifar10_wgan_gp
+python -m jaxgen.main --config experiments/gan/cifar10_wgan_gp.py --workdir runs/cifar10_wgan_gp \
+    --config.task.eval.inception_weights=inception_fid.npz --config.task.eval.fid_ref=cifar10_train.npz
+(the Inception weights from ``python -m jaxgen.convert.inception``, the reference statistics from
+``python -m jaxgen.eval.fid --data cifar10 --split train --weights inception_fid.npz --out cifar10_train.npz``)
 Variants: smoke (substitutes the embedded digits at 32², one channel, for CIFAR-10: no download in tests).
-Hardware: one modern GPU (the paper's code ran 100k generator iterations on 2 GPUs).
+Hardware: one modern GPU (the paper's code ran 100k generator iterations on 2 GPUs). Measured: the
+compiled float32 step runs 139 critic steps/s on one H100 (8.9k critic images/s), so the 500k critic
+steps take about an hour plus evaluation.
 Reproduces: Inception Score 7.86 ± 0.07 (unsupervised, Table 3 of the paper), with jaxgen's IS/FID.
 Settings (gan_cifar_resnet.py, unconditional): wgan_resnet_g / wgan_resnet_d (128 channels, 3
 residual blocks each, BN in G only), z ~ N(0, I_128), critic batch 64, generator batch 128
@@ -40,6 +45,9 @@ def get_config(arg=None):
   c.task.gp_weight = 10.0
   c.task.generator_batch_size = 128
   c.task.eval.num_samples = 50_000
+  c.task.eval.fid = True                # IS / FID: needs the two local files below
+  c.task.eval.inception_weights = ""    # --config.task.eval.inception_weights=inception_fid.npz
+  c.task.eval.fid_ref = ""              # --config.task.eval.fid_ref=cifar10_train.npz
   if arg == "smoke":
     smoke(c)
     c.num_grid_samples = 16
@@ -51,4 +59,5 @@ def get_config(arg=None):
     c.task.n_critic = 2
     c.task.generator_batch_size = 16
     c.task.eval.num_samples = 64
+    c.task.eval.fid = False             # digits stand-in: no Inception in tests
   return c

@@ -82,7 +82,8 @@ def task_config(c, *, critic: str, loss: str = "non_saturating", latent_dim: int
   t.sample_batch_size = 500
   t.eval = ml_collections.ConfigDict(dict(
       num_samples=0,          # 0: the task's default (toy2d 2500, digits the test-split size, FID 50k)
-      lp_samples=1000, num_projections=256, hq_num_std=3.0, min_mode_count=20))
+      lp_samples=1000, num_projections=256, hq_num_std=3.0, min_mode_count=20,
+      fid=False, inception_weights="", fid_ref="", fid_batch_size=500))
   return c
 
 
@@ -176,6 +177,14 @@ class Task(base.Task):
     self.g_tx = optim.make_optimizer(config.optimizer, self.g_total)
     d_tx = optim.make_optimizer(t.critic_optimizer, total)
     self.d_tx = optax.chain(d_tx, gan.weight_clipping(self.clip_value)) if self.clip_value > 0 else d_tx
+    ev = t.get("eval", None)
+    if ev is not None and ev.get("fid", False):
+      import os  # noqa: PLC0415
+      for key, what in (("inception_weights", "the Inception .npz (python -m jaxgen.convert.inception ...)"),
+                        ("fid_ref", "the reference statistics (python -m jaxgen.eval.fid --data ... --out REF.npz)")):
+        if not os.path.exists(str(ev.get(key, ""))):
+          raise ValueError(f"task.eval.fid is on but task.eval.{key}={ev.get(key, '')!r} does not exist: pass "
+                           f"--config.task.eval.{key}=<path to {what}> or set --config.task.eval.fid=False.")
 
   # ------------------------------------------------------------------------------------- init
   def _real(self, batch):
@@ -318,7 +327,9 @@ class Task(base.Task):
     ``w1_y`` (exact 1-D W1 of the coordinates); for 8/25 gaussians ``modes_hit``, ``num_modes``,
     ``hq_fraction`` (``mode_coverage``; ``eval.hq_num_std`` = 3, ``eval.min_mode_count`` = 20).
     digits: ``fd``, ``fd_real``, ``fd_gaussian`` (``jaxgen.eval.digits_fd``).
-    Other image data: FID / IS via ``jaxgen.eval.fid`` when it is available.
+    Other image data with ``task.eval.fid``: ``fid``, ``is``, ``is_std`` of ``num_samples`` (50k)
+    samples via ``jaxgen.eval.fid`` (TF-FID Inception, ``task.eval.inception_weights``; reference
+    statistics ``task.eval.fid_ref``; both local files, checked when the task is built).
     """
     del batches
     ev = self.config.task.get("eval", None) or {}
@@ -359,10 +370,14 @@ class Task(base.Task):
     return out
 
   def _evaluate_images(self, state, get, k_s):
-    try:
-      from jaxgen.eval import fid  # noqa: PLC0415
-    except ImportError:
-      log.warning("jaxgen.eval.fid is not available: no FID/IS for %s.", self.config.data.name)
+    if not bool(get("fid", False)):
       return {}
+    from jaxgen.eval import fid  # noqa: PLC0415
+    bs = int(get("fid_batch_size", 500))
+    if getattr(self, "_inception", None) is None:
+      self._inception = fid.InceptionFeatures(str(get("inception_weights", "")), batch_size=bs)
+    ref = fid.load_stats(str(get("fid_ref", "")))
     n = int(get("num_samples", 0) or 50_000)
-    return {k: float(v) for k, v in fid.evaluate_samples(self.sample(state, k_s, n), self.config).items()}
+    out = fid.evaluate_samples(lambda k, m, start: self.sample(state, k, m, start), k_s, n, self._inception,
+                               ref, batch_size=bs, progress=False, kid_subsets=0)
+    return {k: float(v) for k, v in out.items()}
