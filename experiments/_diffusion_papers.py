@@ -1,0 +1,110 @@
+"""Shared builder of the paper-reproduction diffusion configs (EDM, score_sde, DDPM/DDIM, NCSN).
+
+Not an experiment (the leading underscore keeps it out of experiment discovery); each file in
+experiments/{edm,score_sde,ddpm,ncsn}/ loads it with ``load()`` and states its own recipe.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+
+import ml_collections
+
+from jaxgen import configs
+
+MIMG = 1_000_000
+
+
+def steps_for(mimg: float, batch: int) -> int:
+  """Training duration in images → optimizer steps."""
+  return int(round(mimg * MIMG / batch))
+
+
+def paper_config(*, data: str, model: str, batch: int, mimg: float, lr: float, precond: str, loss: str,
+                 sampler: str, num_steps: int, overrides: dict | None = None, resolution: int = 0,
+                 warmup_mimg: float = 10.0, ema_halflife_kimg: float = 500.0, ema_rampup_ratio: float = 0.05,
+                 ema_decay: float = 0.0, class_conditional: bool = False, num_classes: int = 10,
+                 sampler_options: dict | None = None, random_flip: bool = False, dtype: str = "bfloat16",
+                 eval_samples: int = 50_000, grad_clip: float = 0.0, data_dir: str = "", **task):
+  c = configs.base_config()
+  c.batch_size = batch
+  c.num_train_steps = steps_for(mimg, batch)
+  c.log_every_steps = 1000
+  c.checkpoint_every_steps = 20_000
+  c.eval_every_steps = 0
+  c.sample_every_steps = 20_000
+  c.num_grid_samples = 64
+  c.data.name = data
+  c.data.split = "train"
+  c.data.eval_split = ""
+  c.data.resolution = resolution
+  c.data.random_flip = random_flip
+  c.data.data_dir = data_dir
+  c.model.name = model
+  c.model.dtype = dtype
+  for k, v in (overrides or {}).items():
+    setattr(c.model.overrides, k, v)
+  c.optimizer.name = "adam"
+  c.optimizer.learning_rate = lr
+  c.optimizer.b1, c.optimizer.b2, c.optimizer.eps = 0.9, 0.999, 1e-8
+  c.optimizer.warmup_steps = steps_for(warmup_mimg, batch)
+  c.optimizer.clip_grad_norm = grad_clip
+  if ema_decay:
+    c.optimizer.ema_decay = ema_decay
+  else:
+    c.optimizer.ema_halflife_kimg = ema_halflife_kimg
+    c.optimizer.ema_rampup_ratio = ema_rampup_ratio
+  c.task.name = "diffusion"
+  c.task.precond = precond
+  c.task.loss = loss
+  c.task.sampler = sampler
+  c.task.num_steps = num_steps
+  c.task.sampler_options = dict(sampler_options or {})
+  c.task.class_conditional = class_conditional
+  c.task.num_classes = num_classes
+  c.task.sample_batch_size = 500
+  for k, v in task.items():
+    setattr(c.task, k, v)
+  # FID with the TF-FID Inception (jaxgen.eval.fid): weights and reference statistics are local files.
+  c.task.eval = dict(fid=True, num_samples=eval_samples, inception_weights="inception_fid.npz",
+                     fid_ref=f"fid_refs/{data.split('/')[0]}_train.npz")
+  return c
+
+
+def smoke_variant(c, *, label_dim: int = 0, model_kind: str = "song"):
+  """The tiny variant every experiment runs in the tests: digits 8×8×1, a 2-level network, 2 steps."""
+  configs.smoke(c)
+  c.num_grid_samples = 8
+  c.data.name = "digits"
+  c.data.resolution = 0
+  c.data.eval_split = ""
+  c.data.random_flip = False
+  c.model.dtype = "float32"
+  c.optimizer.warmup_steps = 1
+  c.optimizer.ema_halflife_kimg = 0.0
+  c.optimizer.ema_rampup_ratio = 0.0
+  c.optimizer.ema_decay = 0.9
+  c.model.overrides = ml_collections.ConfigDict()
+  o = c.model.overrides
+  if model_kind == "ddpm":
+    o.img_resolution, o.in_channels, o.out_channels = 8, 1, 1
+    o.ch, o.ch_mult, o.num_res_blocks, o.attn_resolutions = 16, (1, 2), 1, (4,)
+  elif model_kind == "adm":
+    o.img_resolution, o.in_channels, o.out_channels = 8, 1, 1
+    o.model_channels, o.channel_mult, o.num_blocks, o.attn_resolutions = 64, (1, 2), 1, (4,)
+    o.label_dim = label_dim
+  else:
+    o.img_resolution, o.in_channels, o.out_channels = 8, 1, 1
+    o.model_channels, o.channel_mult, o.num_blocks, o.attn_resolutions = 16, (1, 2), 1, (4,)
+  c.task.num_steps = min(int(c.task.num_steps), 3)
+  c.task.sample_batch_size = 8
+  c.task.eval = dict(fid=False, fd=False, num_samples=8)
+  if "sampler_options" in c.task and "n_steps_each" in c.task.sampler_options:
+    c.task.sampler_options = dict(c.task.sampler_options, n_steps_each=2)
+  return c
+
+
+def check_variant(arg, allowed=("smoke",)):
+  if arg not in (None, "") and arg not in allowed:
+    raise ValueError(f"unknown variant {arg!r}: use {' or '.join(allowed)} (or nothing).")

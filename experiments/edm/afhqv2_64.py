@@ -1,0 +1,36 @@
+"""EDM (Karras et al. 2022) Table 2, config F: unconditional AFHQv2 64², DDPM++ at 64² (cres 1,2,2,2).
+
+    python -m jaxgen.main --config experiments/edm/afhqv2_64.py --workdir runs/edm_afhqv2_64 --config.data.data_dir=/path/afhqv2-64x64.zip
+
+Hardware: 8 GPUs (EDM: 8 V100s); ≈2.6× the CIFAR-10 step cost per image. Expected: FID 1.96
+[REFERENCE.md §1] (50k samples, min of 3 seed sets, Heun 40 steps, NFE 79).
+Recipe (EDM README): --arch=ddpmpp --batch=256 --cres=1,2,2,2 --lr=2e-4 --dropout=0.25 --augment=0.15,
+200 Mimg, EMA half-life 500 kimg (ramp-up 0.05), lr ramp-up 10 Mimg, EDM precond/loss; data: the
+AFHQv2 64×64 zip made by EDM's dataset_tool (``image_folder``; x-flips enabled there with --xflip).
+Deviation: the non-leaky augmentation (p = 0.15) needs ``batch['augment_labels']`` from an augmentation
+pipeline jaxgen.data does not provide yet; until then the run is augmentation-free (row E's recipe).
+Variants: smoke (digits 8×8, a 2-level network, 2 steps).
+"""
+
+import importlib.util
+import os
+
+
+def _papers():
+  path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "_diffusion_papers.py")
+  spec = importlib.util.spec_from_file_location("jaxgen_experiments_diffusion_papers", path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+def get_config(arg=None):
+  p = _papers()
+  p.check_variant(arg)
+  c = p.paper_config(data="image_folder", model="ddpmpp_64", batch=256, mimg=200, lr=2e-4, precond="edm",
+                     loss="edm", sampler="heun", num_steps=40, overrides=dict(dropout=0.25), resolution=64,
+                     random_flip=True)
+  c.task.eval["fid_ref"] = "fid_refs/afhqv2_64.npz"
+  if arg == "smoke":
+    p.smoke_variant(c)
+  return c
