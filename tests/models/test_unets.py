@@ -184,3 +184,36 @@ def test_bf16_and_fp32_loss_curves_agree():
   assert np.isfinite(b).all()
   assert a[-5:].mean() < a[:5].mean()           # it learns
   np.testing.assert_allclose(b, a, rtol=0.05)  # same noise draws: bf16 tracks fp32 step by step
+
+
+def _np_down(x, f):
+  """torch conv2d(x, f⊗f/(Σf)², stride 2, padding (len f − 1)//2), depthwise, NHWC, float64."""
+  f = np.asarray(f, np.float64) / np.sum(f)
+  p = (len(f) - 1) // 2
+  xp = np.pad(x, ((0, 0), (p, p), (p, p), (0, 0)))
+  n = (xp.shape[1] - len(f)) // 2 + 1
+  out = np.zeros((x.shape[0], n, n, x.shape[3]))
+  for i in range(n):
+    for j in range(n):
+      win = xp[:, 2 * i:2 * i + len(f), 2 * j:2 * j + len(f)]
+      out[:, i, j] = np.einsum("bhwc,h,w->bc", win, f, f)
+  return out
+
+
+def _np_up(x, f):
+  """torch conv_transpose2d(x, 4·f⊗f/(Σf)², stride 2, padding p): out[2i + a − p] += x[i]·k[a]."""
+  f = 2 * np.asarray(f, np.float64) / np.sum(f)
+  p = (len(f) - 1) // 2
+  h = x.shape[1]
+  full = np.zeros((x.shape[0], 2 * (h - 1) + len(f), 2 * (h - 1) + len(f), x.shape[3]))
+  for i in range(h):
+    for j in range(h):
+      full[:, 2 * i:2 * i + len(f), 2 * j:2 * j + len(f)] += x[:, i:i + 1, j:j + 1] * np.outer(f, f)[None, :, :, None]
+  return full[:, p:p + 2 * h, p:p + 2 * h]
+
+
+@pytest.mark.parametrize("f", [(1, 1), (1, 3, 3, 1)])
+def test_fir_resampling_matches_torch_semantics(f):
+  x = np.random.default_rng(0).normal(size=(1, 6, 6, 2))
+  np.testing.assert_allclose(unet_song.fir_downsample(jnp.asarray(x, jnp.float32), f), _np_down(x, f), atol=1e-5)
+  np.testing.assert_allclose(unet_song.fir_upsample(jnp.asarray(x, jnp.float32), f), _np_up(x, f), atol=1e-5)
