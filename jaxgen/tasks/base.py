@@ -150,10 +150,14 @@ class LossTask(Task):
     ema = optim.ema_update(state.ema_params, params, beta)
     new = state.replace(step=state.step + 1, params=params, opt_state=opt_state, ema_params=ema,
                         model_state=model_state)
-    ok = jnp.isfinite(loss) & all_finite(grads)
+    grad_norm = optax.global_norm(grads)
+    # ‖g‖ is NaN/inf whenever a gradient entry is (or when ‖g‖² overflows float32, also worth
+    # rejecting) and reuses the norm's reduction: a separate per-leaf isfinite reduction made XLA's CPU
+    # compile of CNN train steps (MobileNetV2) ~4× slower.
+    ok = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
     new = tree_where(ok, new, state)
     metrics = dict(metrics)
-    metrics.update(loss=loss, grad_norm=optax.global_norm(grads), nonfinite=~ok,
+    metrics.update(loss=loss, grad_norm=grad_norm, nonfinite=~ok,
                    learning_rate=optim.make_schedule(self.config.optimizer,
                                                      self.config.num_train_steps)(state.step))
     return new, metrics
