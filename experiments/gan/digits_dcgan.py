@@ -40,6 +40,9 @@ def get_config(arg=None):
   if arg == "smoke":
     smoke(c)
     c.num_grid_samples = 16
+    c.data.resolution = 0               # native 8×8: one DCGAN stage keeps the smoke run cheap
+    c.model.overrides.resolution = 8
+    c.task.critic.overrides.resolution = 8
     c.model.overrides.base = 8
     c.task.critic.overrides.base = 8
     c.task.eval.num_samples = 64
