@@ -73,3 +73,19 @@ def test_hinge_least_squares_wasserstein_values():
                                                     jnp.array([1.0, 0.0])), 2.0)
   with pytest.raises(ValueError, match="task.loss"):
     gan.get_loss("wgan")
+
+
+def test_losses_and_penalties_compose_with_jit_vmap_grad():
+  from jaxgen import ot
+  r = jax.random.normal(jax.random.key(0), (4, 8))
+  f = jax.random.normal(jax.random.key(1), (4, 8))
+  for pair in gan.LOSSES.values():
+    d = jax.jit(jax.vmap(pair.d))(r, f)
+    g = jax.vmap(jax.grad(pair.g))(f)
+    assert d.shape == (4,) and g.shape == (4, 8)
+    np.testing.assert_allclose(d[1], pair.d(r[1], f[1]), rtol=1e-6)
+  w = jnp.array([0.6, 0.8])
+  gp = jax.jit(lambda key: gan.gradient_penalty(lambda x: x @ w, r[:, :2], f[:, :2], key))(jax.random.key(2))
+  assert float(gp) < 1e-10
+  w1 = jax.jit(jax.vmap(ot.wasserstein_1d))(r, f)
+  np.testing.assert_allclose(w1[0], np.mean(np.abs(np.sort(r[0]) - np.sort(f[0]))), rtol=1e-5)
