@@ -9,9 +9,9 @@ Hardware: one GPU.
 Settings (Alg. 1 and the authors' code): RMSProp 5e-5 (decay 0.99 as PyTorch's) for both nets,
 clip 0.01, n_critic 5 with the authors' schedule (100 critic iterations for the first 25 generator
 steps and every 500th), batch 64, DCGAN G and a DCGAN critic (batch norm, as in the WGAN code).
-Reference: Gulrajani et al. 2017, Fig. 3 / Table 3 place weight-clipped WGAN below WGAN-GP on
-CIFAR-10 Inception Score (≈ 6.4 in their curves at 200k generator iterations with this recipe; read
-off a plot, not a table value).
+Reference: Gulrajani et al. 2017 (Fig. 3) show weight-clipped WGAN converging more slowly and to a
+lower CIFAR-10 Inception Score than WGAN-GP with the same DCGAN nets; they give no table value for
+it, so this config reproduces a curve, not a number.
 """
 
 from jaxgen.configs import base_config, smoke
