@@ -30,10 +30,10 @@ MEASURED = {}
 def get_config(arg=None):
   c = configs.base_config()
   c.seed = 0
-  c.batch_size = 128
-  c.num_train_steps = 3000
-  c.log_every_steps = 250
-  c.checkpoint_every_steps = 3000
+  c.batch_size = 64
+  c.num_train_steps = 1000
+  c.log_every_steps = 100
+  c.checkpoint_every_steps = 1000
   c.num_grid_samples = 64
 
   c.data.name = "digits"
@@ -51,7 +51,7 @@ def get_config(arg=None):
   c.optimizer.warmup_steps = 100
   c.optimizer.schedule = "cosine"
   c.optimizer.end_lr_factor = 0.05
-  c.optimizer.ema_decay = 0.999
+  c.optimizer.ema_decay = 0.995
 
   c.task.name = "diffusion"
   c.task.precond = "edm"

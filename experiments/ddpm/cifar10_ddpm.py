@@ -8,7 +8,7 @@ mult 1,2,2,2, 2 res blocks, attention at 16², dropout 0.1), ε-prediction with 
 in continuous time (task.precond 'vp'); batch 128, Adam lr 2e-4, 5,000 warm-up steps, gradient clipping
 at 1, EMA 0.9999, x-flips, 800k steps; ancestral sampling with 1000 steps.
 Expected: FID 3.17, IS 9.46 (REFERENCE.md §2; 50k samples). Hardware: TPU v3-8 (≈10.6 h per 100k steps
-there) / 1–4 GPUs. Variants: smoke (digits 8×8, a 2-level U-Net, 2 steps).
+there) / 1–4 GPUs. Variants: smoke (digits 8×8, a one-level U-Net, 2 steps).
 """
 
 import importlib.util

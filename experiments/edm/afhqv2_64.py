@@ -9,7 +9,7 @@ Recipe (EDM README): --arch=ddpmpp --batch=256 --cres=1,2,2,2 --lr=2e-4 --dropou
 AFHQv2 64×64 zip made by EDM's dataset_tool (``image_folder``; x-flips enabled there with --xflip).
 Deviation: the non-leaky augmentation (p = 0.15) needs ``batch['augment_labels']`` from an augmentation
 pipeline jaxgen.data does not provide yet; until then the run is augmentation-free (row E's recipe).
-Variants: smoke (digits 8×8, a 2-level network, 2 steps).
+Variants: smoke (digits 8×8, a one-level network, 2 steps).
 """
 
 import importlib.util

@@ -13,7 +13,7 @@ Deviation: config F's non-leaky augmentation (p = 0.12, 9 augmentation labels fe
 map_augment) needs ``batch['augment_labels']`` from EDM's augmentation pipeline, which jaxgen.data does
 not provide yet; until it does, this file trains the same recipe without augmentation (``augment_dim``
 0), i.e. Table 2's row E, and the FID is expected slightly above the row-F number.
-Variants: smoke (digits 8×8, a 2-level network, 2 steps).
+Variants: smoke (digits 8×8, a one-level network, 2 steps).
 """
 
 import importlib.util

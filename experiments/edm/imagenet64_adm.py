@@ -8,7 +8,7 @@ stochastic EDM sampler: 256 steps, S_churn 40, S_tmin 0.05, S_tmax 50, S_noise 1
 Recipe (EDM README): --arch=adm --batch=4096 --duration=2500 (Mimg) --lr=1e-4 --ema=50 (Mimg half-life)
 --dropout=0.10 --augment=0 --fp16=1 --ls=100; here bf16 compute (no loss scaling needed), lr ramp-up
 10 Mimg, EMA ramp-up 0.05, EDM precond/loss; TFDS imagenet2012 resized to 64².
-Variants: smoke (digits 8×8, a 2-level ADM, 2 steps).
+Variants: smoke (digits 8×8, a one-level ADM, 2 steps).
 """
 
 import importlib.util

@@ -8,7 +8,7 @@ preconditioner), batch 128, Adam lr 1e-3, 200k steps; annealed Langevin with T =
 ε = 2e-5 on [0, 1] data, i.e. step_lr = 8e-5 here (α_i = ε σ_i²/σ_L² scales with the data's square).
 Expected: IS 8.87, FID 25.32 [paper] with NCSN's RefineNet; jaxgen has no RefineNet, so the network is
 ``ddpmpp_cifar10`` (a stronger network: the number is a reference, not a tight target).
-Hardware: one GPU. Variants: smoke (digits 8×8, a 2-level network, 2 Langevin steps per level).
+Hardware: one GPU. Variants: smoke (digits 8×8, a one-level network, 2 Langevin steps per level).
 """
 
 import importlib.util

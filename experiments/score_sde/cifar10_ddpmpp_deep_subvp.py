@@ -13,7 +13,7 @@ clipping at 1, EMA 0.9999, dropout 0.1, x-flips, 950k steps. Expected: 2.99 bits
 Deviation: jaxgen's diffusion task has no sub-VP preconditioner yet (task.precond: edm|vp|ve|iddpm|fm), so
 this trains the VP SDE with the same network and recipe (score_sde reports 3.13 bits/dim [paper, Table 3;
 recheck] for VP deep); switch task.precond/loss to 'subvp' once the task offers it.
-Hardware: TPU v3-8 / 8 GPUs. Variants: smoke (digits 8×8, a 2-level network, 2 steps).
+Hardware: TPU v3-8 / 8 GPUs. Variants: smoke (digits 8×8, a one-level network, 2 steps).
 """
 
 import importlib.util

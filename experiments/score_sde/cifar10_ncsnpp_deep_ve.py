@@ -9,7 +9,7 @@ Recipe (score_sde configs/ve/cifar10_ncsnpp_deep_continuous.py): network ``ncsnp
 lr 2e-4, 5,000 warm-up steps, gradient clipping at 1, EMA 0.999, dropout 0.1, x-flips, 950k steps.
 Sampling: predictor–corrector, reverse-diffusion predictor + Langevin corrector, snr 0.16, 1000 steps
 (NFE 2000). Expected: FID 2.20, IS 9.89 (REFERENCE.md §2; 50k samples).
-Hardware: TPU v3-8 / 8 GPUs (≈ a week). Variants: smoke (digits 8×8, a 2-level network, 2 steps).
+Hardware: TPU v3-8 / 8 GPUs (≈ a week). Variants: smoke (digits 8×8, a one-level network, 2 steps).
 """
 
 import importlib.util
