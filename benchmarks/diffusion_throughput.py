@@ -8,11 +8,27 @@ Measures, per compute dtype: training img/s of one EDM step (EDM preconditioning
 P_std 1.2, σ_d 0.5; Adam lr 1e-3; dropout 0.13; 9 augmentation labels as config F; jit with the
 params and optimizer state donated; random data resident on the device), Heun sampling img/s (EDM
 Algorithm 2, 18 steps = 35 NFE, σ 80 → 0.002, ρ 7, one compiled ``fori_loop``), and achieved TFLOP/s
-two ways: XLA's cost analysis of the compiled step, and the ≈127 GFLOP/image figure of REFERENCE.md §6
+two ways: XLA's cost analysis of the lowered step (121.0 GFLOP/image for training, 40.3 per
+denoiser evaluation), and the ≈127 GFLOP/image figure of REFERENCE.md §6
 (3 × 2 × 21.2 GMAC). Reference (REFERENCE.md §6, one H200): EDM's PyTorch code 1,791 img/s training
 and 130.6 img/s sampling in fp16.
 
 Imports only jax, flax, optax, numpy and jaxgen.models (no ml_collections / grain / tfds).
+
+Measured on one NVIDIA H200 (2026-11-26, jax 0.11.2, default flags, batch 512, random data;
+TFLOP/s from XLA's count, 121.0 GFLOP per training image and 40.3 per denoiser evaluation):
+
+  | what            | dtype    | img/s | TFLOP/s | EDM PyTorch on an H200       |
+  |-----------------|----------|-------|---------|------------------------------|
+  | train           | bfloat16 | 3,076 |   372   | 1,791 (fp16)                 |
+  | train           | float32* | 1,443 |   175   | 371 (fp32) / 1,053 (TF32)    |
+  | Heun-18 (35 NFE)| bfloat16 |   275 |   388   | 130.6 (fp16)                 |
+  | Heun-18 (35 NFE)| float32* |   158 |   222   | 25.6 (fp32)                  |
+
+  * XLA's default float32 precision on GPUs uses TF32 tensor cores.
+Short of the targets (4,300 / 390 img/s): ≈47–49% of the card's 788 TFLOP/s bf16 matmul rate; the
+rest goes to memory-bound GroupNorm/SiLU/residual passes between the convolutions at 32²×256 channels
+(not profiled yet).
 """
 
 from __future__ import annotations
@@ -98,9 +114,11 @@ def random_params(model, overrides, seed=0):
   return jax.tree_util.tree_map_with_path(fill, shapes)
 
 
-def _flops(compiled) -> float:
+def _flops(lowered) -> float:
+  """XLA's FLOP count of the *lowered* (pre-backend) HLO: on GPU the compiled module's count misses the
+  cuDNN convolution custom calls (seen on an H200: 4.4 instead of 121 GFLOP/image)."""
   try:
-    ca = compiled.cost_analysis()
+    ca = lowered.cost_analysis()
     if isinstance(ca, (list, tuple)):
       ca = ca[0]
     return float(ca.get("flops", float("nan")))
@@ -142,9 +160,10 @@ def bench_train(model, overrides, dtype, batch, steps, warmup, accum=1):
     return optax.apply_updates(params, updates), opt_state, loss
 
   t0 = time.perf_counter()
-  compiled = jax.jit(step, donate_argnums=(0, 1)).lower(params, opt_state, images, jax.random.key(2)).compile()
+  lowered = jax.jit(step, donate_argnums=(0, 1)).lower(params, opt_state, images, jax.random.key(2))
+  compiled = lowered.compile()
   t_compile = time.perf_counter() - t0
-  flops = _flops(compiled)
+  flops = _flops(lowered)
   state = [params, opt_state]
   keys = iter(jax.random.split(jax.random.key(3), warmup + steps + 1))
 
@@ -168,7 +187,10 @@ def bench_sample(model, overrides, dtype, batch, num_steps, reps):
   t0 = time.perf_counter()
   compiled = jax.jit(lambda p, z: heun_sampler(net, p, z, num_steps)).lower(params, latents).compile()
   t_compile = time.perf_counter() - t0
-  flops = _flops(compiled)
+  # XLA counts a loop body once: FLOPs = NFE × one denoiser evaluation (lowered, not compiled).
+  aug = jnp.zeros((batch, 9), jnp.float32)
+  fwd = jax.jit(lambda p, z: edm_precond(net, p, z, jnp.ones((batch,)), aug)).lower(params, latents)
+  flops = _flops(fwd) * (2 * num_steps - 1)
   _time(lambda: compiled(params, latents), 1)
   dt = _time(lambda: compiled(params, latents), reps)
   return dict(img_s=batch / dt, run_s=dt, flops=flops, compile_s=t_compile)
@@ -245,15 +267,12 @@ def main(argv=None):
 
   print()
   nfe = 2 * a.num_steps - 1
-  train_gf = {dt: f / b / 1e9 for what, dt, b, _, _, f, _ in rows if what == "train"}
   print(f"| {'what':<8} | {'dtype':<8} | {'batch':>5} | {'img/s':>9} | {'s/iter':>8} | {'GFLOP/img':>9} | "
         f"{'TFLOP/s (XLA)':>13} | {'TFLOP/s (127 GF)':>16} | {'compile s':>9} |")
   print("|" + "|".join("-" * w for w in (10, 10, 7, 11, 10, 11, 15, 18, 11)) + "|")
   for what, dt, b, img_s, s_it, flops, comp in rows:
-    if what == "train":   # XLA's count of the compiled step; the paper-convention 127 GFLOP/image
-      gf, ref_gf = flops / b / 1e9, GFLOP_PER_IMAGE_TRAIN
-    else:                 # XLA counts a loop body once: use NFE × forward (= train step / 3)
-      gf, ref_gf = train_gf.get(dt, float("nan")) / 3 * nfe, GFLOP_PER_IMAGE_TRAIN / 3 * nfe
+    gf = flops / b / 1e9   # XLA's count (lowered HLO); the 127-GF column uses REFERENCE.md §6's figure
+    ref_gf = GFLOP_PER_IMAGE_TRAIN if what == "train" else GFLOP_PER_IMAGE_TRAIN / 3 * nfe
     ref_tf = ref_gf * img_s / 1e3 if not a.tiny else float("nan")
     print(f"| {what:<8} | {dt:<8} | {b:5d} | {img_s:9.1f} | {s_it:8.4f} | {gf:9.1f} | {gf * img_s / 1e3:13.1f} | "
           f"{ref_tf:16.1f} | {comp:9.1f} |")
