@@ -146,7 +146,8 @@ TINY = {  # one small configuration per family; (name, overrides, resolution)
 @pytest.fixture
 def fast_compile():
   """These programs run once on tiny inputs: XLA's optimization passes cost more than they save."""
-  old = jax.config.jax_disable_most_optimizations
+  jax.jit(lambda: 0)()   # defines the compiler flags
+  old = jax.config.read("jax_disable_most_optimizations")
   jax.config.update("jax_disable_most_optimizations", True)
   yield
   jax.config.update("jax_disable_most_optimizations", old)

@@ -1,0 +1,50 @@
+"""Width-reduced MobileNetV2 on the embedded 8×8 digits, resized to 32×32.
+
+python -m jaxgen.main --config experiments/classification/digits_mobilenet_v2.py --workdir runs/digits_mobilenet_v2
+Variants: smoke.
+Hardware: 2 CPU cores, under 5 minutes (compile included).
+Settings: mobilenet_v2 with width 0.5, stem stride 1 (32² → 2² at the last stage), dropout 0.2,
+10 classes; SGD momentum 0.9 (Nesterov), lr 0.05 with 100 warm-up steps then cosine to 0, weight
+decay 4e-5 on all but BatchNorm parameters (the MobileNetV2 paper's value), label smoothing 0.1,
+batch 64, 1,200 steps (≈ 51 epochs of the 1,500 training digits), no augmentation.
+Metric: top-1 accuracy on the 297 test digits; expected ≥ 97% (no paper number exists for this set;
+a linear classifier on the raw pixels reaches ≈ 94%, jaxgen's small digits-FD classifier 97.0%).
+"""
+
+from jaxgen.configs import base_config, smoke
+
+
+def get_config(arg=None):
+  if arg not in (None, "", "smoke"):
+    raise ValueError(f"unknown variant {arg!r}: use smoke or nothing.")
+  c = base_config()
+  c.batch_size = 64
+  c.num_train_steps = 1200
+  c.log_every_steps = 100
+  c.eval_every_steps = 400
+  c.checkpoint_every_steps = 1200
+  c.eval_batch_size = 304              # one padded batch covers the 297 test digits (divisible by 8)
+  c.data.name = "digits"
+  c.data.resolution = 32
+  c.data.eval_split = "test"
+  c.model.name = "mobilenet_v2"
+  c.model.overrides.width = 0.5
+  c.model.overrides.stem_stride = 1
+  c.model.overrides.num_classes = 10
+  c.optimizer.name = "sgd"
+  c.optimizer.learning_rate = 0.05
+  c.optimizer.momentum = 0.9
+  c.optimizer.nesterov = True
+  c.optimizer.weight_decay = 4e-5
+  c.optimizer.schedule = "cosine"
+  c.optimizer.warmup_steps = 100
+  c.task.name = "classification"
+  c.task.label_smoothing = 0.1
+  c.task.num_classes = 10
+  if arg == "smoke":
+    smoke(c)
+    c.eval_batch_size = 304
+    c.model.overrides.width = 0.1
+    c.data.resolution = 16
+    c.optimizer.warmup_steps = 0
+  return c
