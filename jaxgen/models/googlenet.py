@@ -80,6 +80,7 @@ class Inception(nn.Module):
 class AuxHead(nn.Module):
   num_classes: int
   paper: bool = False
+  width: float = 1.0
   dtype: Any = jnp.float32
 
   @nn.compact
@@ -90,9 +91,9 @@ class AuxHead(nn.Module):
       n = x.shape[1]
       x = x.reshape(x.shape[0], 4, n // 4, 4, n // 4, x.shape[-1]).mean(axis=(2, 4)) if n % 4 == 0 else \
           nn.avg_pool(x, (n - 3 * (n // 4), n - 3 * (n // 4)), (n // 4, n // 4))
-    x = BasicConv(128, 1, use_bn=not self.paper, dtype=self.dtype, name="conv")(x, train)
+    x = BasicConv(max(1, int(128 * self.width)), 1, use_bn=not self.paper, dtype=self.dtype, name="conv")(x, train)
     x = x.reshape(x.shape[0], -1)
-    x = nn.relu(nn.Dense(1024, dtype=self.dtype, name="fc1")(x))
+    x = nn.relu(nn.Dense(max(1, int(1024 * self.width)), dtype=self.dtype, name="fc1")(x))
     x = nn.Dropout(0.7, deterministic=not train)(x)
     return nn.Dense(self.num_classes, dtype=self.dtype, name="fc2")(x).astype(jnp.float32)
 
@@ -102,6 +103,7 @@ class GoogLeNet(nn.Module):
   aux_logits: bool = False
   num_classes: int = 1000
   dropout: float | None = None     # default 0.2 (torchvision) / 0.4 (paper)
+  width: float = 1.0               # channel multiplier (tiny test/smoke networks only)
   dtype: Any = jnp.float32
 
   @nn.compact
@@ -111,12 +113,13 @@ class GoogLeNet(nn.Module):
     paper = self.variant == "paper"
     dtype = to_dtype(self.dtype)
     bn = not paper
-    x = BasicConv(64, 7, 2, use_bn=bn, dtype=dtype, name="conv1")(x.astype(dtype), train)
+    w = lambda c: max(1, int(c * self.width))
+    x = BasicConv(w(64), 7, 2, use_bn=bn, dtype=dtype, name="conv1")(x.astype(dtype), train)
     x = max_pool_ceil(x, 3, 2)
     if paper:
       x = local_response_norm(x)
-    x = BasicConv(64, 1, use_bn=bn, dtype=dtype, name="conv2")(x, train)
-    x = BasicConv(192, 3, use_bn=bn, dtype=dtype, name="conv3")(x, train)
+    x = BasicConv(w(64), 1, use_bn=bn, dtype=dtype, name="conv2")(x, train)
+    x = BasicConv(w(192), 3, use_bn=bn, dtype=dtype, name="conv3")(x, train)
     if paper:
       x = local_response_norm(x)
     x = max_pool_ceil(x, 3, 2)
@@ -124,9 +127,9 @@ class GoogLeNet(nn.Module):
     for name in ("3a", "3b", "4a", "4b", "4c", "4d", "4e", "5a", "5b"):
       if name == "4a" or name == "5a":
         x = max_pool_ceil(x, 3 if name == "4a" else 2, 2)
-      x = Inception(INCEPTION[name], five=5 if paper else 3, use_bn=bn, dtype=dtype, name=f"inception{name}")(x, train)
+      x = Inception(tuple(w(c) for c in INCEPTION[name]), five=5 if paper else 3, use_bn=bn, dtype=dtype, name=f"inception{name}")(x, train)
       if self.aux_logits and name in ("4a", "4d") and (train or self.is_initializing()):
-        aux.append(AuxHead(self.num_classes, paper, dtype, name=f"aux{len(aux) + 1}")(x, train))
+        aux.append(AuxHead(self.num_classes, paper, self.width, dtype, name=f"aux{len(aux) + 1}")(x, train))
     x = jnp.mean(x, axis=(1, 2))
     drop = (0.4 if paper else 0.2) if self.dropout is None else self.dropout
     x = nn.Dropout(drop, deterministic=not train)(x)

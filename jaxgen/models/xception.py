@@ -35,6 +35,8 @@ class SeparableConv(nn.Module):
 class Xception(nn.Module):
   num_classes: int = 1000
   middle_blocks: int = 8
+  width: float = 1.0               # channel multiplier (tiny test/smoke networks only)
+  dropout: float = 0.0             # the paper trains with 0.5 before the classifier (Keras has none)
   bn_momentum: float = 0.99
   bn_eps: float = 1e-3
   dtype: Any = jnp.float32
@@ -43,14 +45,15 @@ class Xception(nn.Module):
   def __call__(self, x, train: bool = False):
     dtype = to_dtype(self.dtype)
     bn = lambda name: batch_norm(train, self.bn_momentum, self.bn_eps, name=name)
-    sep = lambda f, name: SeparableConv(f, dtype, name=name)
+    w = lambda c: max(1, int(c * self.width))
+    sep = lambda f, name: SeparableConv(w(f), dtype, name=name)
     x = x.astype(dtype)
-    x = nn.relu(bn("stem1_bn")(nn.Conv(32, (3, 3), (2, 2), padding="VALID", use_bias=False, dtype=dtype,
+    x = nn.relu(bn("stem1_bn")(nn.Conv(w(32), (3, 3), (2, 2), padding="VALID", use_bias=False, dtype=dtype,
                                        name="stem1")(x)))
-    x = nn.relu(bn("stem2_bn")(nn.Conv(64, (3, 3), padding="VALID", use_bias=False, dtype=dtype, name="stem2")(x)))
+    x = nn.relu(bn("stem2_bn")(nn.Conv(w(64), (3, 3), padding="VALID", use_bias=False, dtype=dtype, name="stem2")(x)))
 
     def down_block(x, f1, f2, name, relu_first=True):
-      r = nn.Conv(f2, (1, 1), (2, 2), padding="SAME", use_bias=False, dtype=dtype, name=f"{name}_shortcut")(x)
+      r = nn.Conv(w(f2), (1, 1), (2, 2), padding="SAME", use_bias=False, dtype=dtype, name=f"{name}_shortcut")(x)
       r = bn(f"{name}_shortcut_bn")(r)
       h = nn.relu(x) if relu_first else x
       h = bn(f"{name}_bn1")(sep(f1, f"{name}_sep1")(h))
@@ -70,6 +73,7 @@ class Xception(nn.Module):
     x = nn.relu(bn("exit2_bn1")(sep(1536, "exit2_sep1")(x)))
     x = nn.relu(bn("exit2_bn2")(sep(2048, "exit2_sep2")(x)))
     x = jnp.mean(x, axis=(1, 2))
+    x = nn.Dropout(self.dropout, deterministic=not train)(x)
     return nn.Dense(self.num_classes, dtype=dtype, name="classifier")(x).astype(jnp.float32)
 
 
