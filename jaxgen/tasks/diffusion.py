@@ -27,7 +27,8 @@ Sampling (``sample``) uses the EMA params and the sampler ``task.sampler``:
   annealed_langevin   NCSN's ladder (the dsm ladder) with ``task.sampler_options``.
 
 ``task.num_steps`` sets N; ``task.sampler_options`` (a dict) goes to the sampler as keywords (e.g.
-s_churn, eta, snr, solver). Sample i starts from latents drawn with ``fold_in(key, start_index + i)``
+s_churn, eta, snr, solver). Samples are drawn in chunks of ``task.sample_batch_size`` (one compiled
+program whatever n; the last chunk is padded). Sample i starts from latents drawn with ``fold_in(key, start_index + i)``
 and stochastic samplers use global indices start_index + i, so a sample depends only on its index;
 labels of class-conditional samples are (start_index + i) mod num_classes. Images are clipped to
 [−1, 1]; 2-D points are returned as they are.
@@ -40,7 +41,8 @@ Evaluation (``evaluate``): the mean ``eval_loss`` over the eval batches (EMA par
   (``sw1_exact``, ``mmd_exact``), and with ``task.eval.likelihood`` the mean log-likelihood
   (``log_likelihood``, nats) of ``task.eval.likelihood_points`` eval points through the PF-ODE with
   the exact trace, next to the exact mean log-density of those points (``log_prob_exact``);
-* image sets with ``task.eval.fid`` and ``jaxgen.eval.fid`` present: its ``compute_fid``.
+* other image sets with ``task.eval.fid``: FID of ``task.eval.num_samples`` samples (default 50k)
+  through ``jaxgen.eval.fid.compute_fid`` (``task.eval.inception_weights``, ``task.eval.fid_ref``).
 """
 
 from __future__ import annotations
@@ -242,7 +244,7 @@ class Task(base.LossTask):
       raise ValueError(f"the number of samples must be positive, got {n}.")
     shape = self._sample_shape(state)
     k_latent, k_sampler = jax.random.split(key)
-    chunk = max(1, min(self.sample_batch_size, n))
+    chunk = max(1, self.sample_batch_size)  # one compiled shape for every n; the last chunk is padded
     out = []
     for lo in range(0, n, chunk):
       idx = jnp.arange(chunk, dtype=jnp.int32) + start_index + lo  # the last chunk is padded
@@ -289,7 +291,7 @@ class Task(base.LossTask):
     elif data_name == "toy2d" and bool(_get(ev, "toy", True)):
       metrics.update(self._toy_metrics(state, k_sample, k_metric, ev, batches))
     elif bool(_get(ev, "fid", False)):
-      metrics.update(self._fid(state, k_sample, ev))
+      metrics.update(self._fid(state, ev))
     return metrics
 
   def _digits_fd(self, state, key, ev) -> dict[str, float]:
@@ -326,17 +328,15 @@ class Task(base.LossTask):
       out["log_prob_exact"] = float(jnp.mean(toy2d.log_prob(toy, pts)))
     return out
 
-  def _fid(self, state, key, ev) -> dict[str, float]:
-    try:
-      from jaxgen.eval import fid  # noqa: PLC0415
-    except ImportError:
-      return {}
-    compute = getattr(fid, "compute_fid", None)
-    if compute is None:
-      return {}
-    n = int(_get(ev, "num_samples", 0)) or 10_000
-    return {"fid": float(compute(lambda k, m, start: self.sample(state, key, m, start), n,
-                                 self.config, batch_size=self.sample_batch_size))}
+  def _fid(self, state, ev) -> dict[str, float]:
+    """FID of ``task.eval.num_samples`` samples (default 50k) with ``jaxgen.eval.fid.compute_fid``
+    (Inception weights ``task.eval.inception_weights``, reference statistics ``task.eval.fid_ref``)."""
+    from jaxgen.eval import fid  # noqa: PLC0415
+
+    n = int(_get(ev, "num_samples", 0)) or 50_000
+    value = fid.compute_fid(lambda k, m, start: self.sample(state, k, m, start), n, self.config,
+                            batch_size=self.sample_batch_size, progress=False)
+    return {"fid": float(value)}
 
 
 def _median_bandwidth(x) -> jax.Array:
