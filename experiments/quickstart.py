@@ -23,10 +23,11 @@ of a perfect model at n = 297) against its 2.70, so a model of the train distrib
 does, score below fd_real.
 
 Measured (our runs, 2026-11-26, jax 0.10.2 on the project's shared 2-core x86 box, seed 0):
-fd = 1.18, fd_real = 2.70, fd_gaussian = 5.02 (bound: fd ≤ 3.28). Cost: 187 s of CPU time in all
-(158 s user + 29 s system: start-up, compilation, 1000 steps of batch 64, 297 + 64 samples of 35 NFE,
-the FD), so at most about 3.1 minutes of wall time even on one free core; on the shared box, with a
-load average of 8 on its 2 cores, it took 5 min 43 s of wall time. ``--mode sample`` (64 samples):
+fd = 1.18, fd_real = 2.70, fd_gaussian = 5.02 (bound: fd ≤ 3.28; identical in two runs). Cost:
+185–187 s of CPU time in all (154–158 s user + 29–31 s system: start-up, compilation, 1000 steps of
+batch 64, 300 + 100 samples of 35 NFE, the FD), so about 3.1 minutes of wall time at most even on
+one free core; on the shared box, with a load average of 8–9 on its 2 cores (other engineers' jobs),
+it took 4 min 46 s and 5 min 43 s of wall time. ``--mode sample`` (64 samples):
 6 s of CPU time.
 """
 
