@@ -135,8 +135,8 @@ class EfficientNet(nn.Module):
 def _factory(variant: str):
   width, depth, res, dropout = COEFFICIENTS[variant]
 
-  def make(resolution: int | None = None, **overrides) -> EfficientNet:
-    del resolution  # the input size is free; the paper's is the registered default
+  def make(resolution: int | None = None, channels: int | None = None, **overrides) -> EfficientNet:
+    del resolution, channels  # input-shape overrides: the paper resolution is the registered default
     return EfficientNet(**{"width": width, "depth": depth, "dropout": dropout, **overrides})
 
   make.__name__ = f"efficientnet_{variant}"

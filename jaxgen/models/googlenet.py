@@ -140,6 +140,6 @@ class GoogLeNet(nn.Module):
 
 
 @register("googlenet", inputs=image_inputs(224))
-def googlenet(resolution: int | None = None, **overrides) -> GoogLeNet:
-  del resolution
+def googlenet(resolution: int | None = None, channels: int | None = None, **overrides) -> GoogLeNet:
+  del resolution, channels  # input-shape overrides (used by the registry inputs)
   return GoogLeNet(**overrides)

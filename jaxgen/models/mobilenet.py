@@ -55,8 +55,8 @@ class MobileNetV1(nn.Module):
 
 
 def _v1(alpha: float):
-  def make(resolution: int | None = None, **overrides) -> MobileNetV1:
-    del resolution
+  def make(resolution: int | None = None, channels: int | None = None, **overrides) -> MobileNetV1:
+    del resolution, channels  # input-shape overrides (used by the registry inputs)
     return MobileNetV1(**{"alpha": alpha, **overrides})
 
   make.__module__ = __name__
@@ -131,8 +131,8 @@ class MobileNetV2(nn.Module):
 
 
 @register("mobilenet_v2", inputs=image_inputs(224))
-def mobilenet_v2(resolution: int | None = None, **overrides) -> MobileNetV2:
-  del resolution
+def mobilenet_v2(resolution: int | None = None, channels: int | None = None, **overrides) -> MobileNetV2:
+  del resolution, channels  # input-shape overrides (used by the registry inputs)
   return MobileNetV2(**overrides)
 
 
@@ -185,12 +185,12 @@ class MobileNetV3(nn.Module):
 
 
 @register("mobilenet_v3_large", inputs=image_inputs(224))
-def mobilenet_v3_large(resolution: int | None = None, **overrides) -> MobileNetV3:
-  del resolution
+def mobilenet_v3_large(resolution: int | None = None, channels: int | None = None, **overrides) -> MobileNetV3:
+  del resolution, channels  # input-shape overrides (used by the registry inputs)
   return MobileNetV3(**{"blocks": V3_LARGE, "last_channels": 1280, **overrides})
 
 
 @register("mobilenet_v3_small", inputs=image_inputs(224))
-def mobilenet_v3_small(resolution: int | None = None, **overrides) -> MobileNetV3:
-  del resolution
+def mobilenet_v3_small(resolution: int | None = None, channels: int | None = None, **overrides) -> MobileNetV3:
+  del resolution, channels  # input-shape overrides (used by the registry inputs)
   return MobileNetV3(**{"blocks": V3_SMALL, "last_channels": 1024, **overrides})

@@ -91,8 +91,8 @@ class ShuffleNetV1(nn.Module):
 
 
 def _v1(groups: int):
-  def make(resolution: int | None = None, **overrides) -> ShuffleNetV1:
-    del resolution
+  def make(resolution: int | None = None, channels: int | None = None, **overrides) -> ShuffleNetV1:
+    del resolution, channels  # input-shape overrides (used by the registry inputs)
     return ShuffleNetV1(**{"groups": groups, **overrides})
 
   make.__module__ = __name__
@@ -217,8 +217,8 @@ class ShuffleNetV2(nn.Module):
 def _v2(size: str):
   stages, conv5 = V2_CONFIGS[size]
 
-  def make(resolution: int | None = None, **overrides) -> ShuffleNetV2:
-    del resolution
+  def make(resolution: int | None = None, channels: int | None = None, **overrides) -> ShuffleNetV2:
+    del resolution, channels  # input-shape overrides (used by the registry inputs)
     return ShuffleNetV2(**{"stage_channels": stages, "conv5_channels": conv5,
                            "dropout": 0.2 if size == "x2_0" else 0.0, **overrides})
 

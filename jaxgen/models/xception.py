@@ -78,6 +78,6 @@ class Xception(nn.Module):
 
 
 @register("xception", inputs=image_inputs(299))
-def xception(resolution: int | None = None, **overrides) -> Xception:
-  del resolution
+def xception(resolution: int | None = None, channels: int | None = None, **overrides) -> Xception:
+  del resolution, channels  # input-shape overrides (used by the registry inputs)
   return Xception(**overrides)
