@@ -199,8 +199,9 @@ class GroupNorm(nn.Module):
   def __call__(self, x):
     c = x.shape[-1]
     g = min(self.num_groups, c // self.min_channels_per_group)
+    # Two-pass variance (torch's group_norm), not E[x²] − E[x]², which cancels when |mean| ≫ std.
     y = nn.GroupNorm(num_groups=g, epsilon=self.eps, dtype=jnp.float32, param_dtype=jnp.float32,
-                     name="norm")(x.astype(jnp.float32))
+                     use_fast_variance=False, name="norm")(x.astype(jnp.float32))
     return y.astype(self.dtype)
 
 
