@@ -111,3 +111,16 @@ def test_protocol_three_seed_sets_minimum_and_batch_independence():
   assert len(a["fid_per_seed"]) == 3 and a["fid"] == min(a["fid_per_seed"])
   np.testing.assert_allclose(a["fid_per_seed"], b["fid_per_seed"], rtol=1e-6)
   assert {"is", "kid"} <= set(a)
+
+
+def test_compute_fid_names_missing_files(tmp_path):
+  import ml_collections
+
+  c = ml_collections.ConfigDict(dict(seed=0, task=dict(eval=dict(inception_weights="", fid_ref=""))))
+  with pytest.raises(FileNotFoundError, match="reference statistics"):
+    fid.compute_fid(lambda k, n, s: None, 10, c)
+  p = str(tmp_path / "ref.npz")
+  fid.save_stats(p, np.zeros(3), np.eye(3))
+  c.task.eval.fid_ref = p
+  with pytest.raises(FileNotFoundError, match="inception_weights"):
+    fid.compute_fid(lambda k, n, s: None, 10, c)
