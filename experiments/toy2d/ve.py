@@ -16,8 +16,7 @@ sw1 and mmd at the exact-vs-exact floor and log_likelihood a few hundredths of a
 log_prob_exact (the model density is a slightly smoothed version of the data's). Our numbers, not a
 paper's: 8gaussians, seed 0, jax 0.10.2 on CPU: sw1 0.070, mmd 4.2e−4, log_likelihood 2.889 (4.6
 CPU-min), against sw1_exact 0.056, mmd_exact −2.9e−5, log_prob_exact 2.915 nats: the likelihood is
-as good as EDM's, the samples slightly worse (VE's √t time grid spends few of its 64 steps at small
-σ).
+as good as EDM's, the samples slightly worse (cause not investigated).
 The plot script draws samples, PF-ODE trajectories and, for the Gaussian mixtures, the samples of
 the mixture's ideal denoiser with the same sampler.
 """
