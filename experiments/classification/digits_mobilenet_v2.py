@@ -6,11 +6,12 @@ Hardware: 2 CPU cores, under 5 minutes (compile included).
 Settings: mobilenet_v2 with width 0.5 (the paper's strides: 32² → 1² at the last stage; 1.9M MACs per
 image), dropout 0.2, 10 classes; SGD momentum 0.9 (Nesterov), lr 0.05 with 50 warm-up steps then cosine to 0, weight
 decay 5e-4 on all but BatchNorm parameters, label smoothing 0.1, random translations of up to ±2
-pixels (task.random_shift), EMA 0.99 of the weights (evaluated), batch 64, 800 steps (≈ 34 epochs of
-the 1,500 training digits). Without
+pixels (task.random_shift), batch 64, 800 steps (≈ 34 epochs of the 1,500 training digits). Without
 the shifts and with the paper's 4e-5 decay the network overfits (train 99.9%, test 92.3%).
 Metric: top-1 accuracy on the 297 test digits (the last 297 of scikit-learn's set); expected ≥ 97% (no
-paper number exists for this split; jaxgen's digits-FD conv classifier reaches 97.0%).
+paper number exists for this split; jaxgen's digits-FD conv classifier reaches 97.0%). Measured
+2026-11-26 on the shared 2-core machine: 97.3% (289/297), 5 min 55 s wall / 5 min 10 s CPU including
+compilation; a one-image margin, so other seeds may land at 96.6–97.3%.
 """
 
 from jaxgen.configs import base_config, smoke
@@ -39,7 +40,6 @@ def get_config(arg=None):
   c.optimizer.weight_decay = 5e-4
   c.optimizer.schedule = "cosine"
   c.optimizer.warmup_steps = 50
-  c.optimizer.ema_decay = 0.99
   c.task.name = "classification"
   c.task.label_smoothing = 0.1
   c.task.random_shift = 2
