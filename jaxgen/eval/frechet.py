@@ -8,6 +8,8 @@ computed with scipy's ``sqrtm`` on host arrays, as the reference TF/pytorch-fid 
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import scipy.linalg
 
@@ -27,7 +29,9 @@ def frechet_distance(mu1, sigma1, mu2, sigma2, eps: float = 1e-6) -> float:
   if mu1.shape != mu2.shape or s1.shape != s2.shape:
     raise ValueError(f"statistics do not match: means {mu1.shape} vs {mu2.shape}, covariances {s1.shape} vs {s2.shape}.")
   diff = mu1 - mu2
-  covmean, _ = scipy.linalg.sqrtm(s1 @ s2, disp=False)
+  with warnings.catch_warnings():  # a singular product is handled below, not worth a warning
+    warnings.simplefilter("ignore", scipy.linalg.LinAlgWarning)
+    covmean, _ = scipy.linalg.sqrtm(s1 @ s2, disp=False)
   if not np.isfinite(covmean).all():
     offset = np.eye(s1.shape[0]) * eps
     covmean = scipy.linalg.sqrtm((s1 + offset) @ (s2 + offset))
