@@ -13,51 +13,14 @@ Measured (jaxgen, 50k critic steps = 10k generator steps, H100): slow, as clippi
 Plots: python scripts/gan_toy_plots.py runs/toy2d_wgan_swiss
 """
 
-from jaxgen.configs import base_config, smoke
-from jaxgen.tasks.gan import task_config
+from jaxgen.tasks.gan import task_config, toy2d_base, toy2d_smoke, toy2d_variants
 
-TOYS = ("8gaussians", "25gaussians", "swiss_roll")
 EXTRA = ("paper_schedule",)
 
 
-def _variants(arg):
-  parts = [p for p in (arg or "").split(",") if p]
-  bad = [p for p in parts if p not in TOYS + EXTRA + ("smoke",)]
-  if bad:
-    raise ValueError(f"unknown variant {bad[0]!r}: use one of {', '.join(TOYS + EXTRA)} and/or smoke "
-                     "(comma-separated).")
-  return next((p for p in parts if p in TOYS), "swiss_roll"), parts
-
-
-def _toy_base(toy):
-  c = base_config()
-  c.batch_size = 256
-  c.log_every_steps = 100
-  c.eval_every_steps = 1000
-  c.sample_every_steps = 5000
-  c.checkpoint_every_steps = 5000
-  c.num_grid_samples = 1000
-  c.data.name = "toy2d"
-  c.data.toy = toy
-  c.model.name = "gan_mlp_g"
-  return c
-
-
-def _smoke(c):
-  smoke(c)
-  c.num_grid_samples = 16
-  c.model.overrides.hidden = 16
-  c.task.critic.overrides.hidden = 16
-  c.task.n_critic = min(c.task.n_critic, 2)
-  c.task.eval.num_samples = 64
-  c.task.eval.lp_samples = 64
-  c.task.eval.num_projections = 16
-  return c
-
-
 def get_config(arg=None):
-  toy, parts = _variants(arg)
-  c = _toy_base(toy)
+  toy, parts = toy2d_variants(arg, default="swiss_roll", extra=EXTRA)
+  c = toy2d_base(toy)
   c.num_train_steps = 50_000
   c.optimizer.name = "rmsprop"
   c.optimizer.learning_rate = 5e-5
@@ -68,5 +31,5 @@ def get_config(arg=None):
   if "paper_schedule" in parts:
     c.task.n_critic_schedule = "wgan"
   if "smoke" in parts:
-    _smoke(c)
+    toy2d_smoke(c)
   return c

@@ -54,7 +54,8 @@ from jaxgen.tasks import base
 
 log = logging.getLogger("jaxgen")
 
-__all__ = ["GanState", "Task", "mode_coverage", "generator_steps", "task_config"]
+__all__ = ["GanState", "Task", "mode_coverage", "generator_steps", "task_config", "toy2d_variants",
+           "toy2d_base", "toy2d_smoke"]
 
 
 def task_config(c, *, critic: str, loss: str = "non_saturating", latent_dim: int = 2):
@@ -85,6 +86,52 @@ def task_config(c, *, critic: str, loss: str = "non_saturating", latent_dim: int
       lp_samples=1000, num_projections=256, hq_num_std=3.0, min_mode_count=20,
       fid=False, inception_weights="", fid_ref="", fid_batch_size=500))
   return c
+
+# --- 2-D toy experiment builders (shared by experiments/gan/toy2d_*.py) -------------------------
+TOYS = ("8gaussians", "25gaussians", "swiss_roll")
+
+
+def toy2d_variants(arg, *, default: str, extra: tuple = ()):
+  """Parses a comma-separated variant ('25gaussians,smoke', ...): returns (toy, parts)."""
+  parts = [p for p in (arg or "").split(",") if p]
+  bad = [p for p in parts if p not in TOYS + tuple(extra) + ("smoke",)]
+  if bad:
+    raise ValueError(f"unknown variant {bad[0]!r}: use one of {', '.join(TOYS + tuple(extra))} and/or "
+                     "smoke (comma-separated).")
+  return next((p for p in parts if p in TOYS), default), parts
+
+
+def toy2d_base(toy: str):
+  """The run-length, data and generator keys every 2-D toy GAN experiment shares."""
+  from jaxgen.configs import base_config  # noqa: PLC0415
+
+  c = base_config()
+  c.batch_size = 256
+  c.log_every_steps = 100
+  c.eval_every_steps = 1000
+  c.sample_every_steps = 5000
+  c.checkpoint_every_steps = 5000
+  c.num_grid_samples = 1000
+  c.data.name = "toy2d"
+  c.data.toy = toy
+  c.model.name = "gan_mlp_g"
+  return c
+
+
+def toy2d_smoke(c):
+  """The ``:smoke`` variant of a 2-D toy GAN experiment: tiny MLPs, cheap evaluation."""
+  from jaxgen.configs import smoke  # noqa: PLC0415
+
+  smoke(c)
+  c.num_grid_samples = 16
+  c.model.overrides.hidden = 16
+  c.task.critic.overrides.hidden = 16
+  c.task.n_critic = min(c.task.n_critic, 2)
+  c.task.eval.num_samples = 64
+  c.task.eval.lp_samples = 64
+  c.task.eval.num_projections = 16
+  return c
+
 
 
 @flax.struct.dataclass
