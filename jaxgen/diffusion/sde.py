@@ -25,6 +25,7 @@ reverse-diffusion predictor, Langevin corrector with signal-to-noise ratio r) on
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import math
 from typing import Callable
@@ -60,19 +61,19 @@ def per_sample_noise(key, indices, counter, shape) -> Array:
   return jax.vmap(one)(jnp.asarray(indices))
 
 
-class SDE:
+class SDE(abc.ABC):
   """Base class of the linear forward SDEs; subclasses define ``coefficients`` and ``sde``."""
 
   T: float = 1.0
   N: int = 1000
 
+  @abc.abstractmethod
   def sde(self, x, t):
     """Drift f(x, t) ``[B, ...]`` and diffusion g(t) (shape of t)."""
-    raise NotImplementedError
 
+  @abc.abstractmethod
   def coefficients(self, t):
     """(m(t), std(t)): the marginal is N(m·x(0), std²·I)."""
-    raise NotImplementedError
 
   def marginal_prob(self, x, t):
     """Mean ``m(t)·x`` and std (shape of t) of p(x(t) | x(0) = x)."""

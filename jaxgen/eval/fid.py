@@ -195,22 +195,12 @@ def reference_stats(data_cfg, extractor: InceptionFeatures, out_path: str, batch
 # The sampling protocol.
 
 
-class _NoBar:
-  def update(self, n):
-    pass
-
-  def close(self):
-    pass
-
-
 def _progress(total, desc, enabled):
-  if not enabled or jax.process_index() != 0:
-    return _NoBar()
-  try:
-    from tqdm import tqdm
-  except ImportError:
-    return _NoBar()
-  return tqdm(total=total, desc=desc, unit="img", dynamic_ncols=True)
+  """A tqdm bar on process 0 when ``enabled``; otherwise a disabled (no-op) one."""
+  from tqdm import tqdm  # noqa: PLC0415
+
+  return tqdm(total=total, desc=desc, unit="img", dynamic_ncols=True,
+              disable=not enabled or jax.process_index() != 0)
 
 
 def evaluate_samples(sample_fn: Callable, key, num_samples: int, extractor: InceptionFeatures, ref: dict,

@@ -20,6 +20,7 @@ several optimizers (GANs) override ``init``/``train_step`` and reuse the helpers
 
 from __future__ import annotations
 
+import abc
 from typing import Any, Iterable
 
 import flax
@@ -59,17 +60,19 @@ def all_finite(tree) -> jax.Array:
   return jnp.all(jnp.stack(leaves)) if leaves else jnp.bool_(True)
 
 
-class Task:
+class Task(abc.ABC):
   """Base class: holds the config; subclasses implement the contract above."""
 
   def __init__(self, config):
     self.config = config
 
+  @abc.abstractmethod
   def init(self, key, example_batch):
-    raise NotImplementedError
+    """See the contract in the module docstring."""
 
+  @abc.abstractmethod
   def train_step(self, state, batch, key):
-    raise NotImplementedError
+    """See the contract in the module docstring."""
 
   def evaluate(self, state, key, batches: Iterable | None) -> dict[str, float]:
     return {}
@@ -87,11 +90,13 @@ class LossTask(Task):
     loss(params, model_state, batch, key, train) -> (scalar loss, metrics dict, new model_state)
   """
 
+  @abc.abstractmethod
   def init_variables(self, key, example_batch) -> dict:
-    raise NotImplementedError
+    """See the contract in the module docstring."""
 
+  @abc.abstractmethod
   def loss(self, params, model_state, batch, key, train: bool):
-    raise NotImplementedError
+    """See the contract in the module docstring."""
 
   # --- provided -------------------------------------------------------------------------------
   @property
