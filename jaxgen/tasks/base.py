@@ -54,12 +54,6 @@ def tree_where(pred, new, old):
   return jax.tree_util.tree_map(lambda a, b: jnp.where(pred, a, b), new, old)
 
 
-def all_finite(tree) -> jax.Array:
-  leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree_util.tree_leaves(tree)
-            if jnp.issubdtype(jnp.asarray(x).dtype, jnp.inexact)]
-  return jnp.all(jnp.stack(leaves)) if leaves else jnp.bool_(True)
-
-
 class Task(abc.ABC):
   """Base class: holds the config; subclasses implement the contract above."""
 
