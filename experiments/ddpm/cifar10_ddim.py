@@ -9,23 +9,13 @@ Expected FID (DDIM Table 1, η = 0): 13.36 / 6.84 / 4.67 / 4.16 / 4.04 at 10 / 2
 (REFERENCE.md §2). Hardware: one GPU for sampling (training as the DDPM file).
 """
 
-import importlib.util
-import os
-
-
-def _papers():
-  path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "_diffusion_papers.py")
-  spec = importlib.util.spec_from_file_location("jaxgen_experiments_diffusion_papers", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
+from jaxgen.tasks import diffusion_configs as p
 
 
 EXPECTED_FID = {10: 13.36, 20: 6.84, 50: 4.67, 100: 4.16, 1000: 4.04}
 
 
 def get_config(arg=None):
-  p = _papers()
   p.check_variant(arg, ("smoke", "10", "20", "50", "100", "1000"))
   steps = int(arg) if arg not in (None, "", "smoke") else 100
   c = p.paper_config(data="cifar10", model="ddpm_cifar10", batch=128, mimg=800_000 * 128 / 1e6, lr=2e-4,

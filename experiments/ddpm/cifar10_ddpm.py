@@ -11,20 +11,10 @@ Expected: FID 3.17, IS 9.46 (REFERENCE.md §2; 50k samples). Hardware: TPU v3-8 
 there) / 1–4 GPUs. Variants: smoke (digits 8×8, a one-level U-Net, 2 steps).
 """
 
-import importlib.util
-import os
-
-
-def _papers():
-  path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "_diffusion_papers.py")
-  spec = importlib.util.spec_from_file_location("jaxgen_experiments_diffusion_papers", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
+from jaxgen.tasks import diffusion_configs as p
 
 
 def get_config(arg=None):
-  p = _papers()
   p.check_variant(arg)
   c = p.paper_config(data="cifar10", model="ddpm_cifar10", batch=128, mimg=800_000 * 128 / 1e6, lr=2e-4,
                      precond="vp", loss="ddpm_eps", sampler="ancestral", num_steps=1000, overrides=dict(dropout=0.1),

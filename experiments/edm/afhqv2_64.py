@@ -12,20 +12,10 @@ pipeline jaxgen.data does not provide yet; until then the run is augmentation-fr
 Variants: smoke (digits 8×8, a one-level network, 2 steps).
 """
 
-import importlib.util
-import os
-
-
-def _papers():
-  path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "_diffusion_papers.py")
-  spec = importlib.util.spec_from_file_location("jaxgen_experiments_diffusion_papers", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
+from jaxgen.tasks import diffusion_configs as p
 
 
 def get_config(arg=None):
-  p = _papers()
   p.check_variant(arg)
   c = p.paper_config(data="image_folder", model="ddpmpp_64", batch=256, mimg=200, lr=2e-4, precond="edm",
                      loss="edm", sampler="heun", num_steps=40, overrides=dict(dropout=0.25), resolution=64,

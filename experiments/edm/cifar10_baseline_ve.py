@@ -10,20 +10,10 @@ Hardware: 4–8 GPUs (score_sde: TPU v3-8). Expected: FID 3.77 [paper, Table 2 c
 Variants: smoke (digits 8×8, a one-level network, 2 steps).
 """
 
-import importlib.util
-import os
-
-
-def _papers():
-  path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "_diffusion_papers.py")
-  spec = importlib.util.spec_from_file_location("jaxgen_experiments_diffusion_papers", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
+from jaxgen.tasks import diffusion_configs as p
 
 
 def get_config(arg=None):
-  p = _papers()
   p.check_variant(arg)
   c = p.paper_config(data="cifar10", model="ncsnpp_cifar10_scoresde", batch=128, mimg=200, lr=2e-4, precond="ve", loss="ve",
                      sampler="ode", num_steps=18, overrides=dict(dropout=0.1), warmup_mimg=5000 * 128 / 1e6,

@@ -16,20 +16,10 @@ not provide yet; until it does, this file trains the same recipe without augment
 Variants: smoke (digits 8×8, a one-level network, 2 steps).
 """
 
-import importlib.util
-import os
-
-
-def _papers():
-  path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "_diffusion_papers.py")
-  spec = importlib.util.spec_from_file_location("jaxgen_experiments_diffusion_papers", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
+from jaxgen.tasks import diffusion_configs as p
 
 
 def get_config(arg=None):
-  p = _papers()
   p.check_variant(arg)
   c = p.paper_config(data="cifar10", model="ncsnpp_cifar10", batch=512, mimg=200, lr=1e-3, precond="edm", loss="edm",
                      sampler="heun", num_steps=18, overrides=dict(dropout=0.13), class_conditional=False)

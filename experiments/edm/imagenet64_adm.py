@@ -11,20 +11,10 @@ Recipe (EDM README): --arch=adm --batch=4096 --duration=2500 (Mimg) --lr=1e-4 --
 Variants: smoke (digits 8×8, a one-level ADM, 2 steps).
 """
 
-import importlib.util
-import os
-
-
-def _papers():
-  path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "_diffusion_papers.py")
-  spec = importlib.util.spec_from_file_location("jaxgen_experiments_diffusion_papers", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
+from jaxgen.tasks import diffusion_configs as p
 
 
 def get_config(arg=None):
-  p = _papers()
   p.check_variant(arg)
   c = p.paper_config(data="imagenet2012", model="adm_imagenet64", batch=4096, mimg=2500, lr=1e-4, precond="edm",
                      loss="edm", sampler="edm", num_steps=256, overrides=dict(dropout=0.10), resolution=64,

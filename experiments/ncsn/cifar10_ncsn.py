@@ -11,20 +11,10 @@ Expected: IS 8.87, FID 25.32 [paper] with NCSN's RefineNet; jaxgen has no Refine
 Hardware: one GPU. Variants: smoke (digits 8×8, a one-level network, 2 Langevin steps per level).
 """
 
-import importlib.util
-import os
-
-
-def _papers():
-  path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "_diffusion_papers.py")
-  spec = importlib.util.spec_from_file_location("jaxgen_experiments_diffusion_papers", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
+from jaxgen.tasks import diffusion_configs as p
 
 
 def get_config(arg=None):
-  p = _papers()
   p.check_variant(arg)
   c = p.paper_config(data="cifar10", model="ddpmpp_cifar10", batch=128, mimg=200_000 * 128 / 1e6, lr=1e-3,
                      precond="ve", loss="dsm", sampler="annealed_langevin", num_steps=10,

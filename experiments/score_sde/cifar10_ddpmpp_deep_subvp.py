@@ -16,20 +16,10 @@ recheck] for VP deep); switch task.precond/loss to 'subvp' once the task offers 
 Hardware: TPU v3-8 / 8 GPUs. Variants: smoke (digits 8×8, a one-level network, 2 steps).
 """
 
-import importlib.util
-import os
-
-
-def _papers():
-  path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "_diffusion_papers.py")
-  spec = importlib.util.spec_from_file_location("jaxgen_experiments_diffusion_papers", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
+from jaxgen.tasks import diffusion_configs as p
 
 
 def get_config(arg=None):
-  p = _papers()
   p.check_variant(arg)
   c = p.paper_config(data="cifar10", model="ddpmpp_deep_cifar10_scoresde", batch=128, mimg=950_000 * 128 / 1e6,
                      lr=2e-4, precond="vp", loss="vp", sampler="ode", num_steps=18, overrides=dict(dropout=0.1),

@@ -12,8 +12,12 @@ import importlib
 import pkgutil
 
 
+# Modules of this package that are not tasks (the task contract; the paper-config builders).
+_NOT_TASKS = ("base", "diffusion_configs")
+
+
 def names() -> list[str]:
-  return sorted(m.name for m in pkgutil.iter_modules(__path__) if m.name not in ("base",) and not m.name.startswith("_"))
+  return sorted(m.name for m in pkgutil.iter_modules(__path__) if m.name not in _NOT_TASKS and not m.name.startswith("_"))
 
 
 def get(config):

@@ -1,13 +1,12 @@
 """Shared builder of the paper-reproduction diffusion configs (EDM, score_sde, DDPM/DDIM, NCSN).
 
-Not an experiment (the leading underscore keeps it out of experiment discovery); each file in
-experiments/{edm,score_sde,ddpm,ncsn}/ loads it with ``load()`` and states its own recipe.
+Each file in experiments/{edm,score_sde,ddpm,ncsn}/ imports this module
+(``from jaxgen.tasks import diffusion_configs as p``) and states its own recipe through
+``paper_config``; ``smoke_variant`` turns any of them into the tiny test variant, ``check_variant``
+rejects unknown variant names, ``steps_for`` converts a duration in images to optimizer steps.
 """
 
 from __future__ import annotations
-
-import importlib.util
-import os
 
 import ml_collections
 
