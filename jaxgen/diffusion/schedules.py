@@ -17,7 +17,7 @@ vectorized float32 methods:
   sigma_min, sigma_max                         the σ range of the sampling discretization
 
 Discretizations (EDM Table 1; num_steps = N, i = 0..N−1, t_N = 0):
-  VP   t_i = 1 + i/(N−1)·(ε_s − 1)
+  VP   t_i = 1 + i/(N−1)·(ε_s − 1)   (sub-VP the same, σ(t) = 2 sinh(½∫β))
   VE   t_i = σ_max²·(σ_min²/σ_max²)^{i/(N−1)}
   iDDPM t_i = u_{⌊j₀ + (M−1−j₀)/(N−1)·i + ½⌋}
   EDM  t_i = (σ_max^{1/ρ} + i/(N−1)·(σ_min^{1/ρ} − σ_max^{1/ρ}))^ρ
@@ -171,9 +171,15 @@ class VPSchedule(_Schedule):
   @classmethod
   def fit(cls, sigma_min: float, sigma_max: float, eps_s: float = 1e-3, **kw) -> "VPSchedule":
     """The VP schedule with σ(ε_s) = σ_min and σ(1) = σ_max (β refitted as EDM's ``ablation_sampler``)."""
-    beta_d = 2 * (math.log(sigma_min ** 2 + 1) / eps_s - math.log(sigma_max ** 2 + 1)) / (eps_s - 1)
-    beta_min = math.log(sigma_max ** 2 + 1) - 0.5 * beta_d
+    b_min, b_max = cls._integral_at_sigma(sigma_min), cls._integral_at_sigma(sigma_max)
+    beta_d = 2 * (b_min / eps_s - b_max) / (eps_s - 1)
+    beta_min = b_max - 0.5 * beta_d
     return cls(beta_d=beta_d, beta_min=beta_min, eps_s=eps_s, **kw)
+
+  @staticmethod
+  def _integral_at_sigma(sigma: float) -> float:
+    """B = ∫₀ᵗβ at the time where the schedule reaches σ (VP: σ² = e^B − 1)."""
+    return math.log1p(sigma ** 2)
 
   def sigma(self, t):
     t = _f32(t)
@@ -217,6 +223,55 @@ class VPSchedule(_Schedule):
   @property
   def sigma_max(self):
     return float(_vp_sigma_np(1.0, self.beta_d, self.beta_min))
+
+
+def _vp_integral_np(t, beta_d, beta_min):
+  """B(t) = ∫₀ᵗ β = ½β_d t² + β_min t (float64)."""
+  t = np.asarray(t, np.float64)
+  return 0.5 * beta_d * t ** 2 + beta_min * t
+
+
+@dataclasses.dataclass(frozen=True)
+class SubVPSchedule(VPSchedule):
+  """Sub-VP (Song et al. 2021, eq. 30) in EDM's frame: s(t) = e^{−B/2}, σ(t) = 2·sinh(B/2), B = ∫₀ᵗβ.
+
+  The sub-VP perturbation kernel is x_t = e^{−B/2}·y + (1 − e^{−B})·n (its std is 1 − e^{−B}, no
+  square root), so σ(t) = (1 − e^{−B})/e^{−B/2} = e^{B/2} − e^{−B/2}. EDM's ODE with these s, σ is the
+  sub-VP probability-flow ODE: ṡ/s = −½β = f(t) and 2s²σ̇σ = β(1 − e^{−2B}) = g(t)². Constants, time
+  grid (t_i = 1 + i/(N−1)·(ε_s − 1)), p_train (t ~ U(ε_t, 1)), λ(σ) = 1/σ² and c_noise = (M − 1)·t are
+  score_sde's continuous VP/sub-VP ones, shared with ``VPSchedule``. Preconditioning is score_sde's
+  (score = −F(x_t, 999t)/std): c_skip = 1, c_out = −σ, c_in = s = 1/(σ/2 + √(1 + σ²/4)), so the network
+  sees x_t itself, and λ(σ)‖D − y‖² = ‖std·score + n‖², score_sde's unweighted continuous loss.
+  """
+
+  @staticmethod
+  def _integral_at_sigma(sigma: float) -> float:
+    return 2.0 * math.asinh(0.5 * sigma)
+
+  def sigma(self, t):
+    t = _f32(t)
+    return 2.0 * jnp.sinh(0.25 * self.beta_d * t ** 2 + 0.5 * self.beta_min * t)
+
+  def sigma_deriv(self, t):
+    t = _f32(t)
+    return (self.beta_min + self.beta_d * t) * jnp.cosh(0.25 * self.beta_d * t ** 2 + 0.5 * self.beta_min * t)
+
+  def sigma_inv(self, sigma):
+    big_b = 2.0 * jnp.arcsinh(0.5 * _f32(sigma))
+    return (jnp.sqrt(self.beta_min ** 2 + 2 * self.beta_d * big_b) - self.beta_min) / self.beta_d
+
+  def precond(self, sigma):
+    sigma = _f32(sigma)
+    c_in = 1.0 / (0.5 * sigma + jnp.sqrt(1.0 + 0.25 * sigma ** 2))
+    return _pc.Precond(jnp.ones_like(sigma), -sigma, c_in, (self.M - 1) * self.sigma_inv(sigma))
+
+  @property
+  def sigma_min(self):
+    return float(2 * np.sinh(0.5 * _vp_integral_np(self.eps_s, self.beta_d, self.beta_min)))
+
+  @property
+  def sigma_max(self):
+    return float(2 * np.sinh(0.5 * _vp_integral_np(1.0, self.beta_d, self.beta_min)))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -7,8 +7,10 @@ of ``task.precond`` (EDM Table 1; ``jaxgen.diffusion.precondition``), and is tra
 so any loss can train any parameterization, as in EDM's official code, where loss and preconditioning
 are separate choices:
 
-  task.precond  edm | vp | ve | iddpm | fm         (the schedule: σ(t), s(t), c_*, sampling grid)
-  task.loss     edm | vp | ve    λ(σ)·‖D(y + σn; σ) − y‖² with σ ~ p_train of that column of Table 1
+  task.precond  edm | vp | subvp | ve | iddpm | fm   (the schedule: σ(t), s(t), c_*, sampling grid;
+                subvp is score_sde's sub-VP SDE in EDM's frame, ``jaxgen.diffusion.SubVPSchedule``)
+  task.loss     edm | vp | subvp | ve    λ(σ)·‖D(y + σn; σ) − y‖² with σ ~ p_train of that column of
+                Table 1 (subvp: score_sde's continuous sub-VP loss, t ~ U(ε_t, 1), λ = 1/σ²)
                 ddpm_eps | v | x0   prediction MSE, σ ~ p_train of ``task.precond``'s schedule
                 fm              velocity MSE ‖v̂ − (ε − y)‖², t ~ U(0, 1) (``task.fm_p_train``)
                 dsm             NCSN's ½σ²‖s(y + σn) + n/σ‖² over a geometric σ ladder
@@ -59,8 +61,8 @@ from jaxgen import diffusion as dfn
 from jaxgen import models
 from jaxgen.tasks import base
 
-PRECONDS = ("edm", "vp", "ve", "iddpm", "fm")
-LOSSES = ("edm", "vp", "ve", "ddpm_eps", "v", "x0", "fm", "dsm")
+PRECONDS = ("edm", "vp", "subvp", "ve", "iddpm", "fm")
+LOSSES = ("edm", "vp", "subvp", "ve", "ddpm_eps", "v", "x0", "fm", "dsm")
 SAMPLERS = ("euler", "heun", "edm", "ddim", "ancestral", "euler_maruyama", "pc", "dpmpp_2m", "pf_ode",
             "ode", "annealed_langevin")
 
@@ -85,6 +87,8 @@ def make_schedule(name: str, sigma_data: float = 0.5, fm_p_train: str = "uniform
     return dfn.EDMSchedule(sigma_data=sigma_data)
   if name == "vp":
     return dfn.VPSchedule()
+  if name == "subvp":
+    return dfn.SubVPSchedule()
   if name == "ve":
     return dfn.VESchedule()
   if name == "iddpm":
@@ -178,7 +182,7 @@ class Task(base.LossTask):
     y = self._data(batch)
     labels = self._labels(batch)
     name = self.loss_name
-    if name in ("edm", "vp", "ve"):
+    if name in ("edm", "vp", "subvp", "ve"):
       loss_schedule = self.schedule if name == self.precond_name else make_schedule(name, self.sigma_data)
       return dfn.denoising_loss(D, y, k_loss, schedule=loss_schedule, labels=labels, preconditioned=True)
     if name in ("ddpm_eps", "v", "x0"):

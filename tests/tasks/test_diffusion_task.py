@@ -96,7 +96,7 @@ def _toy_config(precond, loss, **task):
 
 @pytest.mark.parametrize("precond,loss", [("edm", "edm"), ("vp", "vp"), ("ve", "ve"), ("iddpm", "vp"),
                                           ("fm", "fm"), ("vp", "ddpm_eps"), ("vp", "v"), ("vp", "x0"),
-                                          ("ve", "dsm")])
+                                          ("ve", "dsm"), ("subvp", "subvp")])
 def test_every_precond_and_loss_gives_finite_losses(precond, loss):
   task = diffusion.Task(_toy_config(precond, loss))
   x = jax.random.normal(jax.random.key(0), (16, 2)) * 2.0
