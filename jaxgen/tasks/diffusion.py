@@ -16,7 +16,9 @@ are separate choices:
                 dsm             NCSN's ½σ²‖s(y + σn) + n/σ‖² over a geometric σ ladder
                                 (``task.ncsn_sigma_max`` → ``task.ncsn_sigma_min``, ``task.ncsn_levels``)
 
-``task.sigma_data`` (0.5) is EDM's σ_d; ``task.class_conditional`` feeds ``batch['label']`` (the model
+``task.loss_reduce`` sums ('sum', EDM's and NCSN's convention) or averages ('mean', DDPM's and
+score_sde's ``reduce_mean``) each example's squared error over its dimensions; unset, each loss keeps its
+default (sum for edm/vp/subvp/ve/dsm, mean for ddpm_eps/v/x0/fm). ``task.sigma_data`` (0.5) is EDM's σ_d; ``task.class_conditional`` feeds ``batch['label']`` (the model
 needs ``num_classes``; it is filled in from ``task.num_classes`` when absent); ``batch['augment_labels']``
 goes to the network when present. Dropout uses its own key, split from the step key.
 
@@ -112,6 +114,10 @@ class Task(base.LossTask):
     if self.sampler_name not in SAMPLERS:
       raise ValueError(f"task.sampler={self.sampler_name!r} is unknown: use one of {', '.join(SAMPLERS)}.")
     self.sigma_data = float(_get(t, "sigma_data", 0.5))
+    self.loss_reduce = _get(t, "loss_reduce", None)
+    if self.loss_reduce not in (None, "sum", "mean"):
+      raise ValueError(f"task.loss_reduce={self.loss_reduce!r} is unknown: use 'sum' (EDM, NCSN), 'mean' "
+                       "(DDPM, score_sde's reduce_mean) or leave it unset for the loss's own default.")
     self.schedule = make_schedule(self.precond_name, self.sigma_data, str(_get(t, "fm_p_train", "uniform")))
     self.num_steps = int(_get(t, "num_steps", 18))
     self.class_conditional = bool(_get(t, "class_conditional", False))
@@ -182,17 +188,17 @@ class Task(base.LossTask):
     y = self._data(batch)
     labels = self._labels(batch)
     name = self.loss_name
+    kw = dict(labels=labels, preconditioned=True, **({"reduce": self.loss_reduce} if self.loss_reduce else {}))
     if name in ("edm", "vp", "subvp", "ve"):
       loss_schedule = self.schedule if name == self.precond_name else make_schedule(name, self.sigma_data)
-      return dfn.denoising_loss(D, y, k_loss, schedule=loss_schedule, labels=labels, preconditioned=True)
+      return dfn.denoising_loss(D, y, k_loss, schedule=loss_schedule, **kw)
     if name in ("ddpm_eps", "v", "x0"):
       prediction = {"ddpm_eps": "eps", "v": "v", "x0": "x0"}[name]
-      return dfn.ddpm_loss(D, y, k_loss, schedule=self.schedule, labels=labels, prediction=prediction,
-                           preconditioned=True)
+      return dfn.ddpm_loss(D, y, k_loss, schedule=self.schedule, prediction=prediction, **kw)
     if name == "fm":
       fm = self.schedule if self.precond_name == "fm" else make_schedule("fm")
-      return dfn.flow_matching_loss(D, y, k_loss, schedule=fm, labels=labels, preconditioned=True)
-    return dfn.dsm_loss(D, y, k_loss, labels=labels, sigmas=self.ncsn_sigmas, preconditioned=True)
+      return dfn.flow_matching_loss(D, y, k_loss, schedule=fm, **kw)
+    return dfn.dsm_loss(D, y, k_loss, sigmas=self.ncsn_sigmas, **kw)
 
   def loss(self, params, model_state, batch, key, train: bool):
     per = self.per_example_loss(params, model_state, batch, key, train)

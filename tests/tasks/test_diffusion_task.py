@@ -109,6 +109,18 @@ def test_every_precond_and_loss_gives_finite_losses(precond, loss):
   assert not bool(metrics["nonfinite"]) and np.isfinite(float(metrics["loss"]))
 
 
+def test_loss_reduce_mean_is_the_sum_over_the_dimension():
+  x = jax.random.normal(jax.random.key(0), (16, 2)) * 2.0
+  per = {}
+  for reduce in ("sum", "mean"):
+    task = diffusion.Task(_toy_config("subvp", "subvp", loss_reduce=reduce))
+    state = task.init(jax.random.key(1), {"x": x})
+    per[reduce] = task.per_example_loss(state.params, state.model_state, {"x": x}, jax.random.key(3), True)
+  np.testing.assert_allclose(per["mean"] * 2, per["sum"], rtol=1e-6)
+  with pytest.raises(ValueError, match="task.loss_reduce"):
+    diffusion.Task(_toy_config("subvp", "subvp", loss_reduce="max"))
+
+
 def test_fm_sampler_in_its_own_time_and_bad_names():
   task = diffusion.Task(_toy_config("fm", "fm", sampler="ode", num_steps=3,
                                     sampler_options={"solver": "euler"}))
