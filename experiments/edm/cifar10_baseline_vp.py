@@ -6,7 +6,7 @@ Config A is Song et al.'s (2021) continuous VP model as published: network ``ddp
 1,2,2,2, 4 blocks, dropout 0.1), VP preconditioning and loss of EDM Table 1 (task.precond = task.loss =
 'vp'), batch 128, Adam lr 2e-4 with 5,000 warm-up steps, gradient clipping at norm 1, EMA 0.9999,
 x-flips, 200 Mimg; sampled with EDM's Algorithm 1 in the schedule's own time (Heun, 18 steps, NFE 35).
-Hardware: 4–8 GPUs (score_sde: TPU v3-8). Expected: FID 3.01 [paper, Table 2 config A; recheck].
+Hardware: 4–8 GPUs (score_sde: TPU v3-8). Expected: FID 3.01 [paper, Table 2 row A, unconditional CIFAR-10 "VP" column].
 Variants: smoke (digits 8×8, a one-level network, 2 steps).
 """
 

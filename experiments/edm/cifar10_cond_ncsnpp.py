@@ -3,7 +3,7 @@
     python -m jaxgen.main --config experiments/edm/cifar10_cond_ncsnpp.py --workdir runs/edm_cifar10_cond_ncsnpp
 
 Hardware: one H200 (measured 3,076 img/s for DDPM++ training in bf16 at batch 512: ≈18 h for 200 Mimg);
-EDM trained on 8 V100s. Expected: FID 1.79 [paper, Table 2; recheck] (50k samples, minimum over 3 seed sets, Heun, 18 steps,
+EDM trained on 8 V100s. Expected: FID 1.79 [paper, Table 2 row F, conditional "VE" column] (50k samples, minimum over 3 seed sets, Heun, 18 steps,
 NFE 35; ``jaxgen.eval.fid.evaluate_protocol``).
 Recipe (EDM train.py defaults, REFERENCE.md §1): network ``ncsnpp_cifar10`` (EDM's --arch), batch 512,
 200 Mimg (390,625 steps), Adam lr 1e-3 β (0.9, 0.999) ε 1e-8, lr ramp-up 10 Mimg, EMA half-life
