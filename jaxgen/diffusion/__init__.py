@@ -30,3 +30,4 @@ from jaxgen.diffusion.samplers import (ancestral_step, per_sample_noise, sample_
 from jaxgen.diffusion.sde import (EDMSDE, SDE, ReverseSDE, SubVPSDE, VESDE, VPSDE, langevin_correct,
                                   sample_reverse_sde)
 from jaxgen.diffusion.guidance import cfg_denoiser
+from jaxgen.diffusion.augment import AugmentPipe

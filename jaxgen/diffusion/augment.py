@@ -211,14 +211,19 @@ class AugmentPipe:
   def __call__(self, key, images) -> tuple[jax.Array, jax.Array]:
     """(augmented images, augmentation labels [B, label_dim] float32) of NHWC ``images``."""
     self._check(images)
-    return self.apply(images, self.sample_params(key, images.shape[0]))
+    return _call(self, key, images)
 
   def apply(self, images, params: Mapping[str, jax.Array]) -> tuple[jax.Array, jax.Array]:
     """Applies explicit per-example parameters (as ``sample_params`` returns them; deterministic)."""
     self._check(images)
-    x = jnp.asarray(images)
-    out, labels = jax.vmap(self._apply_one)(x.astype(jnp.float32), dict(params))
-    return out.astype(x.dtype), labels
+    return _apply(self, images, dict(params))
+
+  def labels(self, params: Mapping[str, jax.Array], image_size: tuple[int, int] | None = None) -> jax.Array:
+    """The label vectors [B, label_dim] of per-example parameters; ``image_size`` (H, W) is needed only
+    by translate_int, whose labels are the rounded pixel shifts over (size·translate_int_max)."""
+    if self.translate_int > 0 and image_size is None:
+      raise ValueError("translate_int labels depend on the image size: pass image_size=(H, W).")
+    return jax.vmap(lambda q: self._labels_one(q, image_size))(dict(params))
 
   def _check(self, images):
     shape = getattr(images, "shape", ())
@@ -324,6 +329,18 @@ class AugmentPipe:
 
 
 # --- helpers -------------------------------------------------------------------------------------
+
+@functools.partial(jax.jit, static_argnums=0)
+def _call(pipe: AugmentPipe, key, images):
+  return _apply(pipe, images, pipe.sample_params(key, images.shape[0]))
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _apply(pipe: AugmentPipe, images, params):
+  x = jnp.asarray(images)
+  out, labels = jax.vmap(pipe._apply_one)(x.astype(jnp.float32), params)
+  return out.astype(x.dtype), labels
+
 
 def _int_shift(w, shape, max_frac, normalized: bool = False):
   """Integer shifts t = round(w·size·max_frac) (half to even, as torch.round), or t/(size·max_frac)."""

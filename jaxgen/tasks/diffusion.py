@@ -19,8 +19,17 @@ are separate choices:
 ``task.loss_reduce`` sums ('sum', EDM's and NCSN's convention) or averages ('mean', DDPM's and
 score_sde's ``reduce_mean``) each example's squared error over its dimensions; unset, each loss keeps its
 default (sum for edm/vp/subvp/ve/dsm, mean for ddpm_eps/v/x0/fm). ``task.sigma_data`` (0.5) is EDM's σ_d; ``task.class_conditional`` feeds ``batch['label']`` (the model
-needs ``num_classes``; it is filled in from ``task.num_classes`` when absent); ``batch['augment_labels']``
-goes to the network when present. Dropout uses its own key, split from the step key.
+needs ``num_classes``; it is filled in from ``task.num_classes`` when absent). Dropout uses its own key,
+split from the step key.
+
+``task.augment`` (a dict of ``jaxgen.diffusion.AugmentPipe`` fields; absent, None or p=0: off) is EDM's
+non-leaking augmentation: in training each clean image y is augmented on device (its own key, split from
+the step key) before noise is added, and the network gets the pipe's labels as ``augment_labels``;
+``model.overrides.augment_dim`` is set to the pipe's ``label_dim`` (an error if set to another value).
+EDM config F: CIFAR-10 ``dict(p=0.12, xflip=1e8, yflip=1, scale=1, rotate_frac=1, aniso=1,
+translate_frac=1)`` (9 labels), FFHQ / AFHQv2 64² the same with p=0.15. The eval loss and sampling use
+clean images and no augmentation labels (zeros, as EDM's sampler). Without the pipe,
+``batch['augment_labels']`` goes to the network when present.
 
 Sampling (``sample``) uses the EMA params and the sampler ``task.sampler``:
 
@@ -100,6 +109,15 @@ def make_schedule(name: str, sigma_data: float = 0.5, fm_p_train: str = "uniform
   raise ValueError(f"task.precond={name!r} is unknown: use one of {', '.join(PRECONDS)}.")
 
 
+def make_augment_pipe(cfg) -> dfn.AugmentPipe | None:
+  """The augmentation pipe of ``task.augment``, or None when it is off (absent, None, p=0 or no op)."""
+  d = _to_dict(cfg)
+  if not d:
+    return None
+  pipe = dfn.AugmentPipe.from_config(d)
+  return pipe if pipe.active else None
+
+
 class Task(base.LossTask):
   """See the module docstring."""
 
@@ -126,6 +144,12 @@ class Task(base.LossTask):
     self.ncsn_sigmas = dfn.ncsn_sigmas(float(_get(t, "ncsn_sigma_max", 2.0)),
                                        float(_get(t, "ncsn_sigma_min", 0.02)), int(_get(t, "ncsn_levels", 10)))
     overrides = _to_dict(config.model.get("overrides", None))
+    self.augment = make_augment_pipe(_get(t, "augment", None))
+    if self.augment is not None:
+      if overrides.get("augment_dim", self.augment.label_dim) != self.augment.label_dim:
+        raise ValueError(f"model.overrides.augment_dim={overrides['augment_dim']} but task.augment yields "
+                         f"{self.augment.label_dim} labels: remove augment_dim (it is set automatically).")
+      overrides["augment_dim"] = self.augment.label_dim
     if self.class_conditional:
       overrides.setdefault("num_classes", self.num_classes)
     dtype = str(config.model.get("dtype", "float32"))
@@ -135,6 +159,9 @@ class Task(base.LossTask):
       raise ValueError("model.name is empty: set it to a denoiser network, e.g. 'small_unet' or 'toy_mlp'.")
     self.model = models.create(config.model.name, **overrides)
     self._accepts_augment = "augment_labels" in inspect.signature(type(self.model).__call__).parameters
+    if self.augment is not None and not self._accepts_augment:
+      raise ValueError(f"task.augment needs a network that takes augment_labels; {config.model.name} does "
+                       "not: use e.g. ddpmpp_cifar10 or small_unet, or remove task.augment.")
 
   # --- the network as a raw F and as a denoiser D -------------------------------------------------
   def _net(self, params, model_state, *, train: bool, dropout_key=None, augment_labels=None):
@@ -181,11 +208,15 @@ class Task(base.LossTask):
 
   def per_example_loss(self, params, model_state, batch, key, train: bool):
     """The loss of each example [B] (float32) through the preconditioned denoiser."""
-    k_loss, k_drop = jax.random.split(key)
-    net = self._net(params, model_state, train=train, dropout_key=k_drop,
-                    augment_labels=batch.get("augment_labels"))
-    D = dfn.precondition(net, self.schedule)
     y = self._data(batch)
+    augment_labels = batch.get("augment_labels")
+    if self.augment is not None and train:
+      k_loss, k_drop, k_aug = jax.random.split(key, 3)
+      y, augment_labels = self.augment(k_aug, y)
+    else:
+      k_loss, k_drop = jax.random.split(key)
+    net = self._net(params, model_state, train=train, dropout_key=k_drop, augment_labels=augment_labels)
+    D = dfn.precondition(net, self.schedule)
     labels = self._labels(batch)
     name = self.loss_name
     kw = dict(labels=labels, preconditioned=True, **({"reduce": self.loss_reduce} if self.loss_reduce else {}))
