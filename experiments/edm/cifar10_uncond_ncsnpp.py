@@ -9,10 +9,10 @@ Recipe (EDM train.py defaults, REFERENCE.md §1): network ``ncsnpp_cifar10`` (ED
 200 Mimg (390,625 steps), Adam lr 1e-3 β (0.9, 0.999) ε 1e-8, lr ramp-up 10 Mimg, EMA half-life
 500 kimg with ramp-up ratio 0.05, dropout 0.13, EDM preconditioning and loss (P_mean −1.2,
 P_std 1.2, σ_d 0.5), no x-flips.
-Deviation: config F's non-leaky augmentation (p = 0.12, 9 augmentation labels fed to the network's
-map_augment) needs ``batch['augment_labels']`` from EDM's augmentation pipeline, which jaxgen.data does
-not provide yet; until it does, this file trains the same recipe without augmentation (``augment_dim``
-0), i.e. Table 2's row E, and the FID is expected slightly above the row-F number.
+Non-leaky augmentation (config F): ``task.augment`` = EDM's train.py pipe, p = 0.12 with x-flip 1e8
+(always on, a labelled fair coin), y-flip, scale, rotate_frac, aniso and translate_frac at strength 1
+(``jaxgen.diffusion.AugmentPipe``), applied on device each step; its 9 labels feed the network's
+map_augment (``augment_dim`` = 9 is set by the task; sampling uses zero labels).
 Variants: smoke (digits 8×8, a one-level network, 2 steps).
 """
 
@@ -23,6 +23,7 @@ def get_config(arg=None):
   p.check_variant(arg)
   c = p.paper_config(data="cifar10", model="ncsnpp_cifar10", batch=512, mimg=200, lr=1e-3, precond="edm", loss="edm",
                      sampler="heun", num_steps=18, overrides=dict(dropout=0.13), class_conditional=False)
+  c.task.augment = dict(p=0.12, xflip=1e8, yflip=1, scale=1, rotate_frac=1, aniso=1, translate_frac=1)  # EDM train.py --augment=0.12
   if arg == "smoke":
     p.smoke_variant(c)
   return c
