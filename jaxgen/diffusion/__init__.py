@@ -9,6 +9,7 @@ A denoiser is ``denoise_fn(x, sigma[B]) -> D(x; σ)`` in EDM's σ-space (Karras 
 from jaxgen.diffusion.schedules import (DDPMSchedule, EDMSchedule, FlowMatchingSchedule, IDDPMSchedule,
                                         SubVPSchedule, VESchedule, VPSchedule, edm_sigmas, iddpm_sigmas, iddpm_u,
                                         karras_sigmas, ve_sigmas, vp_sigmas)
+from jaxgen.diffusion.schedules import NCSNSchedule
 from jaxgen.diffusion.precond import Precond, precondition, training_target
 from jaxgen.diffusion.conversions import (as_denoiser, as_prediction, convert, denoiser_from_eps,
                                           denoiser_from_score, denoiser_from_v, denoiser_from_velocity,

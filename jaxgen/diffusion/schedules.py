@@ -546,6 +546,69 @@ def _ddpm_betas(kind, T, beta_start, beta_end, s) -> np.ndarray:
   return b
 
 
+@dataclasses.dataclass(frozen=True)
+class NCSNSchedule(_SigmaIsTime, _Schedule):
+  """NCSN (Song & Ermon 2019): a score network s(x, i) over a geometric ladder of L noise levels.
+
+  Ladder σ_i = σ_max·(σ_min/σ_max)^{i/(L−1)}, i = 0..L−1 (official ``np.exp(np.linspace(log σ_1,
+  log σ_L, L))``; σ 1 → 0.01 on [0, 1] data is 2 → 0.02 on jaxgen's [−1, 1], the default). σ(t) = t,
+  s = 1 (VE). The network outputs the score itself, so D(x; σ) = x + σ²·s(x, i):
+  c_skip = 1, c_out = σ², c_in = 1, c_noise = i, the level nearest to σ in log σ (float32).
+  p_train: σ uniform over the L levels; λ(σ) = 1/(2σ²), so λ‖D − y‖² = ½σ²‖s + n/σ‖² (D − y = σ²(s + n/σ)),
+  NCSN's loss with anneal_power 2. ``time_steps(N)``: N ≤ L levels j_i = round(i(L−1)/(N−1)) (N = L: the
+  whole ladder, annealed Langevin's), then 0.
+  """
+  sigma_max: float = 2.0
+  sigma_min: float = 0.02
+  num_levels: int = 10
+
+  def __post_init__(self):
+    if not isinstance(self.num_levels, (int, np.integer)) or self.num_levels < 1:
+      raise ValueError(f"num_levels must be a positive int, got {self.num_levels!r}.")
+    if not 0 < self.sigma_min <= self.sigma_max:
+      raise ValueError(f"need 0 < sigma_min <= sigma_max, got sigma_min={self.sigma_min}, "
+                       f"sigma_max={self.sigma_max}.")
+
+  @property
+  def sigmas(self) -> np.ndarray:
+    """The ladder σ_0 = σ_max > … > σ_{L−1} = σ_min (float64 numpy)."""
+    return np.exp(np.linspace(np.log(self.sigma_max), np.log(self.sigma_min), self.num_levels))
+
+  def index(self, sigma):
+    """The level i whose σ_i is nearest to σ in log σ (int32; σ = 0 maps to the last level)."""
+    log_s = jnp.log(jnp.maximum(_f32(sigma), jnp.finfo(f32).tiny))
+    return jnp.argmin(jnp.abs(log_s[..., None] - _f32(np.log(self.sigmas))), axis=-1).astype(jnp.int32)
+
+  def round_sigma(self, sigma):
+    return _f32(self.sigmas)[self.index(sigma)]
+
+  def time_steps(self, num_steps: int):
+    n = _check_steps(num_steps)
+    if n > self.num_levels:
+      raise ValueError(f"num_steps={n} exceeds the {self.num_levels} NCSN noise levels: use at most "
+                       f"{self.num_levels} (the network is trained on the ladder only).")
+    j = np.round((self.num_levels - 1) * _step_fraction(n)).astype(np.int64)
+    return _append_zero(self.sigmas[j])
+
+  def sample_level(self, key, shape):
+    """i ~ U{0, …, L−1} (int32), NCSN's ``torch.randint(0, len(sigmas))``."""
+    return jax.random.randint(key, shape, 0, self.num_levels)
+
+  def sample_sigma(self, key, shape):
+    return _f32(self.sigmas)[self.sample_level(key, shape)]
+
+  def noise_level(self, key, shape):
+    i = self.sample_level(key, shape)
+    return _f32(self.sigmas)[i], i.astype(f32)
+
+  def loss_weight(self, sigma):
+    return 0.5 / _f32(sigma) ** 2
+
+  def precond(self, sigma):
+    sigma = _f32(sigma)
+    return _pc.Precond(jnp.ones_like(sigma), sigma ** 2, jnp.ones_like(sigma), self.index(sigma).astype(f32))
+
+
 __all__ = ["VPSchedule", "VESchedule", "IDDPMSchedule", "EDMSchedule", "FlowMatchingSchedule",
            "DDPMSchedule", "karras_sigmas", "edm_sigmas", "vp_sigmas", "ve_sigmas", "iddpm_sigmas",
-           "iddpm_u"]
+           "iddpm_u", "NCSNSchedule"]

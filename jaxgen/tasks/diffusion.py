@@ -7,8 +7,10 @@ of ``task.precond`` (EDM Table 1; ``jaxgen.diffusion.precondition``), and is tra
 so any loss can train any parameterization, as in EDM's official code, where loss and preconditioning
 are separate choices:
 
-  task.precond  edm | vp | subvp | ve | iddpm | fm   (the schedule: σ(t), s(t), c_*, sampling grid;
-                subvp is score_sde's sub-VP SDE in EDM's frame, ``jaxgen.diffusion.SubVPSchedule``)
+  task.precond  edm | vp | subvp | ve | iddpm | fm | ncsn   (the schedule: σ(t), s(t), c_*, sampling grid;
+                subvp is score_sde's sub-VP SDE in EDM's frame, ``jaxgen.diffusion.SubVPSchedule``;
+                ncsn a score network s(x, i) on the dsm ladder, D = x + σ²s, c_noise = level index i,
+                ``jaxgen.diffusion.NCSNSchedule``, e.g. the ``ncsn_cifar10`` RefineNet)
   task.loss     edm | vp | subvp | ve    λ(σ)·‖D(y + σn; σ) − y‖² with σ ~ p_train of that column of
                 Table 1 (subvp: score_sde's continuous sub-VP loss, t ~ U(ε_t, 1), λ = 1/σ²)
                 ddpm_eps | v | x0   prediction MSE, σ ~ p_train of ``task.precond``'s schedule
@@ -72,7 +74,7 @@ from jaxgen import diffusion as dfn
 from jaxgen import models
 from jaxgen.tasks import base
 
-PRECONDS = ("edm", "vp", "subvp", "ve", "iddpm", "fm")
+PRECONDS = ("edm", "vp", "subvp", "ve", "iddpm", "fm", "ncsn")
 LOSSES = ("edm", "vp", "subvp", "ve", "ddpm_eps", "v", "x0", "fm", "dsm")
 SAMPLERS = ("euler", "heun", "edm", "ddim", "ancestral", "euler_maruyama", "pc", "dpmpp_2m", "pf_ode",
             "ode", "annealed_langevin")
@@ -92,8 +94,13 @@ def _to_dict(d) -> dict:
   return dict(d.to_dict()) if hasattr(d, "to_dict") else dict(d)
 
 
-def make_schedule(name: str, sigma_data: float = 0.5, fm_p_train: str = "uniform"):
-  """The schedule object of a ``task.precond`` / ``task.loss`` name (EDM Table 1 constants)."""
+def make_schedule(name: str, sigma_data: float = 0.5, fm_p_train: str = "uniform",
+                  ncsn_ladder: tuple = (2.0, 0.02, 10)):
+  """The schedule object of a ``task.precond`` / ``task.loss`` name (EDM Table 1 constants;
+  ``ncsn_ladder``: NCSN's (σ_max, σ_min, L))."""
+  if name == "ncsn":
+    return dfn.NCSNSchedule(sigma_max=float(ncsn_ladder[0]), sigma_min=float(ncsn_ladder[1]),
+                            num_levels=int(ncsn_ladder[2]))
   if name == "edm":
     return dfn.EDMSchedule(sigma_data=sigma_data)
   if name == "vp":
@@ -136,13 +143,17 @@ class Task(base.LossTask):
     if self.loss_reduce not in (None, "sum", "mean"):
       raise ValueError(f"task.loss_reduce={self.loss_reduce!r} is unknown: use 'sum' (EDM, NCSN), 'mean' "
                        "(DDPM, score_sde's reduce_mean) or leave it unset for the loss's own default.")
-    self.schedule = make_schedule(self.precond_name, self.sigma_data, str(_get(t, "fm_p_train", "uniform")))
+    ncsn_ladder = (float(_get(t, "ncsn_sigma_max", 2.0)), float(_get(t, "ncsn_sigma_min", 0.02)),
+                   int(_get(t, "ncsn_levels", 10)))
+    self.schedule = make_schedule(self.precond_name, self.sigma_data, str(_get(t, "fm_p_train", "uniform")),
+                                  ncsn_ladder)
     self.num_steps = int(_get(t, "num_steps", 18))
     self.class_conditional = bool(_get(t, "class_conditional", False))
     self.num_classes = int(_get(t, "num_classes", 10))
     self.sample_batch_size = int(_get(t, "sample_batch_size", 256))
-    self.ncsn_sigmas = dfn.ncsn_sigmas(float(_get(t, "ncsn_sigma_max", 2.0)),
-                                       float(_get(t, "ncsn_sigma_min", 0.02)), int(_get(t, "ncsn_levels", 10)))
+    self.ncsn_sigmas = dfn.ncsn_sigmas(*ncsn_ladder)
+    if self.precond_name == "ncsn":  # the loss, the preconditioning and the sampler share one ladder
+      self.ncsn_sigmas = jnp.asarray(self.schedule.sigmas, jnp.float32)
     overrides = _to_dict(config.model.get("overrides", None))
     self.augment = make_augment_pipe(_get(t, "augment", None))
     if self.augment is not None:
