@@ -3,19 +3,23 @@
     python benchmarks/diffusion_throughput.py                      # accelerator: batch 512, fp32 + bf16
     python benchmarks/diffusion_throughput.py --batch 8 --sample-batch 8 --steps 2 --tiny   # CPU, ~1 min
     python benchmarks/diffusion_throughput.py --check-bf16 --tiny  # bf16-vs-fp32 loss curves (CPU)
+    python benchmarks/diffusion_throughput.py --dtype bfloat16 --no-norm-remat   # A/B the GroupNorm remat
 
-Measures, per compute dtype: training img/s of one EDM step (EDM preconditioning and loss, P_mean −1.2,
+Measures, per compute dtype, what jaxgen's diffusion task runs: training img/s of one EDM step (the
+batch mean of ``jaxgen.diffusion.edm_loss`` through ``precondition`` with ``EDMSchedule()``: P_mean −1.2,
 P_std 1.2, σ_d 0.5; Adam lr 1e-3; dropout 0.13; 9 augmentation labels as config F; jit with the
-params and optimizer state donated; random data resident on the device), Heun sampling img/s (EDM
-Algorithm 2, 18 steps = 35 NFE, σ 80 → 0.002, ρ 7, one compiled ``fori_loop``), and achieved TFLOP/s
-two ways: XLA's cost analysis of the lowered step (121.0 GFLOP/image for training, 40.3 per
-denoiser evaluation), and the ≈127 GFLOP/image figure of REFERENCE.md §6
-(3 × 2 × 21.2 GMAC). Reference (REFERENCE.md §6, one H200): EDM's PyTorch code 1,791 img/s training
-and 130.6 img/s sampling in fp16.
+params and optimizer state donated; random data resident on the device), Heun sampling img/s
+(``jaxgen.diffusion.sample_heun``, EDM Algorithm 1, 18 steps = 35 NFE on ``karras_sigmas``: σ 80 →
+0.002, ρ 7; one compiled ``lax.scan``), and achieved TFLOP/s two ways: XLA's cost analysis of the
+lowered step (121.0 GFLOP/image for training, 40.3 per denoiser evaluation), and the ≈127 GFLOP/image
+figure of REFERENCE.md §6 (3 × 2 × 21.2 GMAC). Reference (REFERENCE.md §6, one H200): EDM's PyTorch
+code 1,791 img/s training and 130.6 img/s sampling in fp16. Where the time goes:
+``benchmarks/diffusion_roofline.py``.
 
-Imports only jax, flax, optax, numpy and jaxgen.models (no ml_collections / grain / tfds).
+Imports only jax, flax, optax, numpy, jaxgen.models and jaxgen.diffusion (no ml_collections / grain / tfds).
 
-Measured on one NVIDIA H200 (2026-11-26, jax 0.11.2, default flags, batch 512, random data;
+Measured on one NVIDIA H200 (2026-11-26, jax 0.11.2, default flags, batch 512, random data; the
+inlined EDM loss/sampler of that version and the GroupNorm *before* its remat (commit 28638e6): rerun;
 TFLOP/s from XLA's count, 121.0 GFLOP per training image and 40.3 per denoiser evaluation):
 
   | what            | dtype    | img/s | TFLOP/s | EDM PyTorch on an H200       |
@@ -27,8 +31,8 @@ TFLOP/s from XLA's count, 121.0 GFLOP per training image and 40.3 per denoiser e
 
   * XLA's default float32 precision on GPUs uses TF32 tensor cores.
 Short of the targets (4,300 / 390 img/s): ≈47–49% of the card's 788 TFLOP/s bf16 matmul rate; the
-rest goes to memory-bound GroupNorm/SiLU/residual passes between the convolutions at 32²×256 channels
-(not profiled yet).
+rest goes to memory-bound GroupNorm/SiLU/residual passes between the convolutions (accounted, not yet
+profiled, in benchmarks/diffusion_roofline.py).
 """
 
 from __future__ import annotations
@@ -45,58 +49,41 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import optax  # noqa: E402
 
+import jaxgen.diffusion as dfn  # noqa: E402
 import jaxgen.models as M  # noqa: E402
+from jaxgen.models import unet_song  # noqa: E402
 
 GFLOP_PER_IMAGE_TRAIN = 127.0   # REFERENCE.md §6: forward ≈ 21.2 GMAC, ×2 FLOP/MAC, ×3 fwd+bwd
-SIGMA_DATA, P_MEAN, P_STD = 0.5, -1.2, 1.2
+SCHEDULE = dfn.EDMSchedule()    # σ_d 0.5, P_mean −1.2, P_std 1.2; σ 80 → 0.002, ρ 7
+AUGMENT_DIM = 9                 # EDM config F's augmentation labels (zeros here: no augmentation)
 TINY = dict(model_channels=32, channel_mult=(1, 2), num_blocks=1, attn_resolutions=(16,))
 
 
-def edm_precond(net, params, x, sigma, aug, train=False, rng=None):
-  """D(x; σ) = c_skip x + c_out F(c_in x; ¼ ln σ) with σ math in float32."""
-  s = sigma.astype(jnp.float32)[:, None, None, None]
-  c_skip = SIGMA_DATA**2 / (s**2 + SIGMA_DATA**2)
-  c_out = s * SIGMA_DATA / jnp.sqrt(s**2 + SIGMA_DATA**2)
-  c_in = 1 / jnp.sqrt(s**2 + SIGMA_DATA**2)
-  rngs = {"dropout": rng} if train else None
-  f = net.apply({"params": params}, c_in * x, jnp.log(sigma) / 4, None, aug, train=train, rngs=rngs)
-  return c_skip * x + c_out * f.astype(jnp.float32)
+def denoiser(net, params, train=False, dropout_key=None):
+  """D(x; σ) of ``jaxgen.diffusion.precondition`` around ``net.apply`` (EDM preconditioning, σ math in
+  float32), as the diffusion task builds it: 9 zero augmentation labels, dropout from ``dropout_key``."""
+
+  def raw(x_in, c_noise, labels, **kw):
+    aug = jnp.zeros((x_in.shape[0], AUGMENT_DIM), jnp.float32)
+    rngs = {"dropout": dropout_key} if train else None
+    return net.apply({"params": params}, x_in, c_noise, labels, augment_labels=aug, train=train, rngs=rngs, **kw)
+
+  return dfn.precondition(raw, SCHEDULE)
 
 
-def edm_loss(net, params, images, key):
-  """EDM loss: λ(σ)‖D(y + σn; σ) − y‖², ln σ ~ N(P_mean, P_std²), λ = (σ² + σ_d²)/(σ σ_d)²."""
-  b = images.shape[0]
-  k1, k2, k3 = jax.random.split(key, 3)
-  sigma = jnp.exp(P_MEAN + P_STD * jax.random.normal(k1, (b,)))
-  n = jax.random.normal(k2, images.shape) * sigma[:, None, None, None]
-  aug = jnp.zeros((b, 9), jnp.float32)
-  d = edm_precond(net, params, images + n, sigma, aug, train=True, rng=k3)
-  w = ((sigma**2 + SIGMA_DATA**2) / (sigma * SIGMA_DATA) ** 2)[:, None, None, None]
-  return jnp.mean(w * (d - images) ** 2)
+def train_loss(net, params, images, key):
+  """The diffusion task's EDM objective: mean over the batch of ``jaxgen.diffusion.edm_loss`` (per
+  example λ(σ)‖D(y + σn; σ) − y‖² summed over pixels, ln σ ~ N(P_mean, P_std²), λ = (σ²+σ_d²)/(σσ_d)²)."""
+  k_loss, k_drop = jax.random.split(key)
+  D = denoiser(net, params, train=True, dropout_key=k_drop)
+  return jnp.mean(dfn.edm_loss(D, images, k_loss, schedule=SCHEDULE, preconditioned=True))
 
 
-def heun_sampler(net, params, latents, num_steps=18, sigma_min=0.002, sigma_max=80.0, rho=7.0):
-  """EDM Algorithm 2 with S_churn = 0 (deterministic Heun, 2N − 1 NFE)."""
-  i = jnp.arange(num_steps, dtype=jnp.float32)
-  t = (sigma_max ** (1 / rho) + i / (num_steps - 1) * (sigma_min ** (1 / rho) - sigma_max ** (1 / rho))) ** rho
-  t = jnp.concatenate([t, jnp.zeros((1,))])
-  b = latents.shape[0]
-  aug = jnp.zeros((b, 9), jnp.float32)
-
-  def denoise(x, s):
-    return edm_precond(net, params, x, jnp.full((b,), s), aug)
-
-  def body(k, x):
-    tc, tn = t[k], t[k + 1]
-    d = (x - denoise(x, tc)) / tc
-    xn = x + (tn - tc) * d
-
-    def heun(xn):   # 2nd-order correction, skipped on the last step (t_N = 0)
-      return x + (tn - tc) * 0.5 * (d + (xn - denoise(xn, tn)) / tn)
-
-    return jax.lax.cond(k < num_steps - 1, heun, lambda xn: xn, xn)
-
-  return jax.lax.fori_loop(0, num_steps, body, latents.astype(jnp.float32) * t[0])
+def heun_sampler(net, params, latents, num_steps=18):
+  """``jaxgen.diffusion.sample_heun`` (EDM Algorithm 1, 2N − 1 NFE) on ``karras_sigmas(N)`` (σ 80 → 0.002,
+  ρ 7, then 0): one compiled ``lax.scan``."""
+  sigmas = SCHEDULE.time_steps(num_steps)
+  return dfn.sample_heun(denoiser(net, params), latents.astype(jnp.float32) * sigmas[0], sigmas)
 
 
 def random_params(model, overrides, seed=0):
@@ -110,7 +97,7 @@ def random_params(model, overrides, seed=0):
     base = 1.0 if "scale" in jax.tree_util.keystr(path) else 0.0
     return jnp.asarray(base + 0.01 * rng.normal(size=s.shape), jnp.float32)
 
-  shapes = M.param_shapes(model, augment_dim=9, dropout=0.13, **overrides)
+  shapes = M.param_shapes(model, augment_dim=AUGMENT_DIM, dropout=0.13, **overrides)
   return jax.tree_util.tree_map_with_path(fill, shapes)
 
 
@@ -135,22 +122,23 @@ def _time(fn, n):
   return (time.perf_counter() - t0) / n
 
 
-def bench_train(model, overrides, dtype, batch, steps, warmup, accum=1):
-  net = M.create(model, dtype=dtype, augment_dim=9, dropout=0.13, **overrides)
-  res = net.img_resolution
-  images = jnp.asarray(np.random.default_rng(0).uniform(-1, 1, (batch, res, res, 3)), jnp.float32)
-  params = random_params(model, overrides)
-  opt = optax.adam(1e-3, b1=0.9, b2=0.999, eps=1e-8)
-  opt_state = opt.init(params)
+def make_optimizer():
+  """EDM's optimizer: Adam, lr 1e-3, β (0.9, 0.999), ε 1e-8 (no warm-up or EMA inside the timed step)."""
+  return optax.adam(1e-3, b1=0.9, b2=0.999, eps=1e-8)
+
+
+def make_train_step(net, opt, batch, accum=1):
+  """``step(params, opt_state, images, key) -> (params, opt_state, loss)``: one EDM training step of
+  ``train_loss`` with ``opt`` (optionally over ``accum`` micro-batches of the same global batch)."""
 
   def step(params, opt_state, images, key):
     if accum == 1:
-      loss, grads = jax.value_and_grad(lambda p: edm_loss(net, p, images, key))(params)
+      loss, grads = jax.value_and_grad(lambda p: train_loss(net, p, images, key))(params)
     else:   # gradient accumulation over `accum` micro-batches (memory), same global batch
       micro = images.reshape(accum, batch // accum, *images.shape[1:])
 
       def body(carry, inp):
-        l, g = jax.value_and_grad(lambda p: edm_loss(net, p, inp[0], inp[1]))(params)
+        l, g = jax.value_and_grad(lambda p: train_loss(net, p, inp[0], inp[1]))(params)
         return jax.tree_util.tree_map(jnp.add, carry, (l, g)), None
 
       zero = (jnp.zeros(()), jax.tree_util.tree_map(jnp.zeros_like, params))
@@ -158,6 +146,18 @@ def bench_train(model, overrides, dtype, batch, steps, warmup, accum=1):
       loss, grads = jax.tree_util.tree_map(lambda v: v / accum, (loss, grads))
     updates, opt_state = opt.update(grads, opt_state, params)
     return optax.apply_updates(params, updates), opt_state, loss
+
+  return step
+
+
+def bench_train(model, overrides, dtype, batch, steps, warmup, accum=1):
+  net = M.create(model, dtype=dtype, augment_dim=AUGMENT_DIM, dropout=0.13, **overrides)
+  res = net.img_resolution
+  images = jnp.asarray(np.random.default_rng(0).uniform(-1, 1, (batch, res, res, 3)), jnp.float32)
+  params = random_params(model, overrides)
+  opt = make_optimizer()
+  opt_state = opt.init(params)
+  step = make_train_step(net, opt, batch, accum)
 
   t0 = time.perf_counter()
   lowered = jax.jit(step, donate_argnums=(0, 1)).lower(params, opt_state, images, jax.random.key(2))
@@ -180,7 +180,7 @@ def bench_train(model, overrides, dtype, batch, steps, warmup, accum=1):
 
 
 def bench_sample(model, overrides, dtype, batch, num_steps, reps):
-  net = M.create(model, dtype=dtype, augment_dim=9, dropout=0.13, **overrides)
+  net = M.create(model, dtype=dtype, augment_dim=AUGMENT_DIM, dropout=0.13, **overrides)
   res = net.img_resolution
   params = random_params(model, overrides)
   latents = jnp.asarray(np.random.default_rng(4).normal(size=(batch, res, res, 3)), jnp.float32)
@@ -188,8 +188,7 @@ def bench_sample(model, overrides, dtype, batch, num_steps, reps):
   compiled = jax.jit(lambda p, z: heun_sampler(net, p, z, num_steps)).lower(params, latents).compile()
   t_compile = time.perf_counter() - t0
   # XLA counts a loop body once: FLOPs = NFE × one denoiser evaluation (lowered, not compiled).
-  aug = jnp.zeros((batch, 9), jnp.float32)
-  fwd = jax.jit(lambda p, z: edm_precond(net, p, z, jnp.ones((batch,)), aug)).lower(params, latents)
+  fwd = jax.jit(lambda p, z: denoiser(net, p)(z, jnp.ones((batch,)))).lower(params, latents)
   flops = _flops(fwd) * (2 * num_steps - 1)
   _time(lambda: compiled(params, latents), 1)
   dt = _time(lambda: compiled(params, latents), reps)
@@ -200,7 +199,7 @@ def check_bf16(model, overrides, batch, steps, rtol):
   """Trains the same network from the same init on the same noise draws in fp32 and bf16."""
   curves = {}
   for dtype in ("float32", "bfloat16"):
-    net = M.create(model, dtype=dtype, augment_dim=9, dropout=0.0, **overrides)
+    net = M.create(model, dtype=dtype, augment_dim=AUGMENT_DIM, dropout=0.0, **overrides)
     res = net.img_resolution
     data = jnp.asarray(np.tanh(np.random.default_rng(0).normal(size=(batch, res, res, 3))), jnp.float32)
     params = random_params(model, overrides, seed=1)
@@ -209,7 +208,7 @@ def check_bf16(model, overrides, batch, steps, rtol):
 
     @jax.jit
     def step(params, opt_state, key):
-      loss, grads = jax.value_and_grad(lambda p: edm_loss(net, p, data, key))(params)
+      loss, grads = jax.value_and_grad(lambda p: train_loss(net, p, data, key))(params)
       updates, opt_state = opt.update(grads, opt_state, params)
       return optax.apply_updates(params, updates), opt_state, loss
 
@@ -242,15 +241,19 @@ def main(argv=None):
   p.add_argument("--sample-dtype", default=None, help="dtypes for sampling (default: --dtype)")
   p.add_argument("--tiny", action="store_true", help="a small DDPM++ (32 ch, mult 1,2, 1 block) for CPU runs")
   p.add_argument("--no-sample", action="store_true")
+  p.add_argument("--no-norm-remat", action="store_true",
+                 help="A/B: GroupNorm without jax.checkpoint (stores its float32 intermediates; same numbers)")
   p.add_argument("--check-bf16", action="store_true", help="only compare bf16 and fp32 loss curves")
   p.add_argument("--check-steps", type=int, default=40)
   p.add_argument("--check-rtol", type=float, default=0.05)
   a = p.parse_args(argv)
   overrides = dict(TINY) if a.tiny else {}
+  unet_song.GROUPNORM_REMAT = not a.no_norm_remat
   dev = jax.devices()[0]
   print(f"jax {jax.__version__} on {len(jax.devices())}× {dev.platform}:{dev.device_kind}; model {a.model}"
         f"{' (tiny)' if a.tiny else ''}, "
-        f"{M.count_params(M.param_shapes(a.model, augment_dim=9, **overrides)):,} params")
+        f"{M.count_params(M.param_shapes(a.model, augment_dim=AUGMENT_DIM, **overrides)):,} params, "
+        f"GroupNorm remat {'on' if unet_song.GROUPNORM_REMAT else 'off'}")
   if a.check_bf16:
     return 0 if check_bf16(a.model, overrides, 8, a.check_steps, a.check_rtol) else 1
 
