@@ -33,9 +33,10 @@ accounting of the traced program, not a profile):
    (not bitwise identical: a numerics decision); statistics produced in the conv epilogue 4,918 / 407
    (needs a conv kernel XLA cannot fuse into cuDNN: Pallas/Triton or cuDNN-frontend fusion); overlap of
    fusions with convs up to 6,198 / 531. Sampling ≥ 390 img/s needs one of the last two. Not worth it:
-   NHWC (the network is NHWC throughout, no transposes in the jaxpr), separable FIR resampling (none
-   in DDPM++), cuDNN attention (0.8% of FLOPs; 1 head of 256 channels), whole-network remat saving only
-   matmul outputs (+147 MB/img with or without the GroupNorm change). Dropout's threefry RNG: 3.5 M
+   layout (NHWC throughout; the jaxpr's transposes are 1×1 weights and attention's, no activation
+   transposes around convs: check the optimized HLO for layout copies), separable FIR resampling
+   (none in DDPM++), cuDNN attention (0.8% of FLOPs; 1 head of 256 channels), whole-network remat
+   saving only matmul outputs (+147 MB/img with or without the GroupNorm change). Dropout's threefry RNG: 3.5 M
    words/img ≈ 4 ms of ALU per step (≈3%), hidden while its fusions are memory-bound.
 5. A GPU session should first: (i) ``diffusion_throughput.py --dtype bfloat16`` with and without
    ``--no-norm-remat`` (the GroupNorm change is unmeasured); (ii) profile one step and one denoiser call
