@@ -36,8 +36,8 @@ accounting of the traced program, not a profile):
    layout (NHWC throughout; the jaxpr's transposes are 1×1 weights and attention's, no activation
    transposes around convs: check the optimized HLO for layout copies), separable FIR resampling
    (none in DDPM++), cuDNN attention (0.8% of FLOPs; 1 head of 256 channels), whole-network remat
-   saving only matmul outputs (+147 MB/img with or without the GroupNorm change). Dropout's threefry RNG: 3.5 M
-   words/img ≈ 4 ms of ALU per step (≈3%), hidden while its fusions are memory-bound.
+   saving only matmul outputs (+147 MB/img with or without the GroupNorm change). Dropout's threefry
+   RNG: 3.5 M words/img ≈ 4 ms of ALU per step (≈3%), hidden while its fusions are memory-bound.
 5. A GPU session should first: (i) ``diffusion_throughput.py --dtype bfloat16`` with and without
    ``--no-norm-remat`` (the GroupNorm change is unmeasured); (ii) profile one step and one denoiser call
    (``jax.profiler.trace``) and sum kernel time over cuDNN convs vs XLA fusions against 82.6 / 27.5 ms
