@@ -120,8 +120,22 @@ def test_conditional_instance_norm_plus_plus_against_numpy():
   h = (x - mu[:, None, None]) / np.sqrt(var[:, None, None] + 1e-5)
   h = h + (alpha * (mu - m) / np.sqrt(v + 1e-5))[:, None, None]
   want = gamma[:, None, None] * h + beta[:, None, None]
-  got = ncsn.cin_plus_plus(jnp.asarray(x, jnp.float32), *(jnp.asarray(a, jnp.float32) for a in (gamma, alpha, beta)))
+  got = jax.jit(ncsn.cin_plus_plus)(jnp.asarray(x, jnp.float32), *(jnp.asarray(a, jnp.float32) for a in (gamma, alpha, beta)))
   np.testing.assert_allclose(np.asarray(got), want, rtol=1e-5, atol=1e-5)
+
+  # its hand-written backward pass equals autodiff of the plain formula
+  def plain(x, gamma, alpha, beta):
+    mu = jnp.mean(x, axis=(1, 2))
+    h = (x - mu[:, None, None]) / jnp.sqrt(jnp.var(x, axis=(1, 2)) + 1e-5)[:, None, None]
+    mn = (mu - jnp.mean(mu, -1, keepdims=True)) / jnp.sqrt(jnp.var(mu, -1, ddof=1, keepdims=True) + 1e-5)
+    return gamma[:, None, None] * (h + (alpha * mn)[:, None, None]) + beta[:, None, None]
+
+  args = [jnp.asarray(a, jnp.float32) for a in (x, gamma, alpha, beta)]
+  w = jnp.asarray(rng.normal(size=x.shape), jnp.float32)
+  want_g = jax.jit(jax.grad(lambda *a: jnp.sum(plain(*a) * w), argnums=(0, 1, 2, 3)))(*args)
+  got_g = jax.jit(jax.grad(lambda *a: jnp.sum(ncsn.cin_plus_plus(*a) * w), argnums=(0, 1, 2, 3)))(*args)
+  for g1, g2 in zip(got_g, want_g):
+    np.testing.assert_allclose(np.asarray(g1), np.asarray(g2), rtol=1e-5, atol=1e-5)
   # the module picks row `level` of its [L, 3C] embedding, laid out γ | α | β
   mod = ncsn.CondInstanceNormPP(num_levels=4)
   table = rng.normal(size=(4, 9)).astype(np.float32)
