@@ -232,6 +232,10 @@ def _task_config():
 def test_task_dsm_with_ncsn_precond_equals_ncsns_loss_and_shares_the_ladder():
   task = diffusion_task.Task(_task_config())
   assert isinstance(task.schedule, dfn.NCSNSchedule)
+  bad = _task_config()
+  bad.task.ncsn_levels = 4
+  with pytest.raises(ValueError, match="set model.overrides.num_levels to task.ncsn_levels"):
+    diffusion_task.Task(bad)
   np.testing.assert_array_equal(task.ncsn_sigmas, np.asarray([1.0, np.sqrt(0.1), 0.1], np.float32))
   np.testing.assert_array_equal(task.schedule.sigma_steps(3), np.append(task.ncsn_sigmas, 0.0))
   net, apply, params = _tiny()

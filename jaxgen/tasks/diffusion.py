@@ -169,6 +169,9 @@ class Task(base.LossTask):
     if not config.model.name:
       raise ValueError("model.name is empty: set it to a denoiser network, e.g. 'small_unet' or 'toy_mlp'.")
     self.model = models.create(config.model.name, **overrides)
+    if self.precond_name == "ncsn" and getattr(self.model, "num_levels", ncsn_ladder[2]) != ncsn_ladder[2]:
+      raise ValueError(f"{config.model.name} has num_levels={self.model.num_levels} but task.ncsn_levels="
+                       f"{ncsn_ladder[2]}: set model.overrides.num_levels to task.ncsn_levels.")
     self._accepts_augment = "augment_labels" in inspect.signature(type(self.model).__call__).parameters
     if self.augment is not None and not self._accepts_augment:
       raise ValueError(f"task.augment needs a network that takes augment_labels; {config.model.name} does "
