@@ -609,6 +609,6 @@ class NCSNSchedule(_SigmaIsTime, _Schedule):
     return _pc.Precond(jnp.ones_like(sigma), sigma ** 2, jnp.ones_like(sigma), self.index(sigma).astype(f32))
 
 
-__all__ = ["VPSchedule", "VESchedule", "IDDPMSchedule", "EDMSchedule", "FlowMatchingSchedule",
+__all__ = ["VPSchedule", "SubVPSchedule", "VESchedule", "IDDPMSchedule", "EDMSchedule", "FlowMatchingSchedule",
            "DDPMSchedule", "karras_sigmas", "edm_sigmas", "vp_sigmas", "ve_sigmas", "iddpm_sigmas",
            "iddpm_u", "NCSNSchedule"]
