@@ -22,11 +22,11 @@ accounting of the traced program, not a profile):
    Serial sum: ≤ 3,529 and ≤ 362 img/s; measured 87% and 76% of it, i.e. convs at ≈79% / 68% of the
    matmul peak with ideal fusion, or fusions ≈1.4× / 2.1× the ideal traffic at peak convs (unfused, model
    a, would give 1,460 / 131: XLA fuses most of it). Only a profile splits the remainder.
-3. The biggest avoidable term was GroupNorm's float32 residuals: autodiff saved x − μ, x̂, y and the SiLU
-   input in float32 (76 MB/img written forward, 116 MB/img read back in the 2-pass backward; 85.9 GB
-   of saved residuals at batch 512). Done here (jaxgen/models/unet_song.py): GroupNorm+SiLU as one
-   function under jax.checkpoint saving only the [B, G] statistics (forward bitwise identical, gradients
-   equal to float32 rounding): model-b traffic 571 → 290 MB/img, serial bound 3,529 → 4,448 img/s
+3. The biggest avoidable term was GroupNorm's float32 residuals: autodiff saved x − μ twice in float32
+   plus the SiLU's y and sigmoid(y) (76 MB/img of float32 written forward, 116 MB/img read back in the
+   2-pass backward; 85.9 GB of saved residuals at batch 512, all layers). Done here
+   (jaxgen/models/unet_song.py): GroupNorm+SiLU as one function under jax.checkpoint saving only the
+   [B, G] statistics (forward bitwise identical, gradients equal to float32 rounding): model-b traffic 571 → 290 MB/img, serial bound 3,529 → 4,448 img/s
    (+26%; at the measured 87% efficiency ≈ 3,880 img/s), saved residuals 27.1 GB; float32: 951 → 552
    MB/img. Sampling is unchanged (forward only).
 4. Further candidates (serial bounds, training / sampling): one-pass (Welford) statistics 4,620 / 383
