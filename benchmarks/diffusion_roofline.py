@@ -26,9 +26,9 @@ accounting of the traced program, not a profile):
    plus the SiLU's y and sigmoid(y) (76 MB/img of float32 written forward, 116 MB/img read back in the
    2-pass backward; 85.9 GB of saved residuals at batch 512, all layers). Done here
    (jaxgen/models/unet_song.py): GroupNorm+SiLU as one function under jax.checkpoint saving only the
-   [B, G] statistics (forward bitwise identical, gradients equal to float32 rounding): model-b traffic 571 → 290 MB/img, serial bound 3,529 → 4,448 img/s
-   (+26%; at the measured 87% efficiency ≈ 3,880 img/s), saved residuals 27.1 GB; float32: 951 → 552
-   MB/img. Sampling is unchanged (forward only).
+   [B, G] statistics (forward bitwise identical, gradients equal to float32 rounding): model-b traffic
+   571 → 290 MB/img, serial bound 3,529 → 4,448 img/s (+26%; at the measured 87% efficiency ≈ 3,880
+   img/s), saved residuals 27.1 GB; float32: 951 → 552 MB/img. Sampling is unchanged (forward only).
 4. Further candidates (serial bounds, training / sampling): one-pass (Welford) statistics 4,620 / 383
    (not bitwise identical: a numerics decision); statistics produced in the conv epilogue 4,918 / 407
    (needs a conv kernel XLA cannot fuse into cuDNN: Pallas/Triton or cuDNN-frontend fusion); overlap of
