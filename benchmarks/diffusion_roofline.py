@@ -18,7 +18,7 @@ accounting of the traced program, not a profile):
    them: their *sum* does. XLA runs the cuDNN convs and the memory-bound fusions between them one after
    another, and the fusions (GroupNorm with float32 statistics and a two-pass variance = 3 reads of its
    input, SiLU, bias/residual adds, dropout, casts; in training also the backward of all that) move, even
-   ideally fused (model b), 571 MB/img per training step (78 ms) and 116 MB/img per denoiser call (18 ms).
+   ideally fused (model b), 571 MB/img per training step (61 ms) and 116 MB/img per denoiser call (12 ms).
    Serial sum: ≤ 3,529 and ≤ 362 img/s; measured 87% and 76% of it, i.e. convs at ≈79% / 68% of the
    matmul peak with ideal fusion, or fusions ≈1.4× / 2.1× the ideal traffic at peak convs (unfused, model
    a, would give 1,460 / 131: XLA fuses most of it). Only a profile splits the remainder.
@@ -32,7 +32,8 @@ accounting of the traced program, not a profile):
 4. Further candidates (serial bounds, training / sampling): one-pass (Welford) statistics 4,620 / 383
    (not bitwise identical: a numerics decision); statistics produced in the conv epilogue 4,918 / 407
    (needs a conv kernel XLA cannot fuse into cuDNN: Pallas/Triton or cuDNN-frontend fusion); overlap of
-   fusions with convs up to 6,198 / 531. Sampling ≥ 390 img/s needs one of the last two. Not worth it:
+   fusions with convs up to 6,198 / 531. Sampling ≥ 390 img/s needs one of the last two and convs near
+   peak (even ideal chains give 362). Not worth it:
    layout (NHWC throughout; the jaxpr's transposes are 1×1 weights and attention's, no activation
    transposes around convs: check the optimized HLO for layout copies), separable FIR resampling
    (none in DDPM++), cuDNN attention (0.8% of FLOPs; 1 head of 256 channels), whole-network remat
