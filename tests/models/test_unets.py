@@ -86,6 +86,25 @@ def random_params(shapes, seed=0):
   return jax.tree_util.tree_map_with_path(fill, shapes)
 
 
+# These programs run once on tiny inputs, so XLA's optimizations cost more than they save: compile them
+# with LLVM -O0, no expensive LLVM passes (what jax_disable_most_optimizations sets, but per program, so
+# nothing leaks into other tests' caches) and, where the jaxlib has it, XLA's elemental fusion emitter.
+# Results differ from the default build by float32 rounding only; the bf16 tolerances below are ≥ 3e-2.
+_FAST = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
+_FAST_EXTRA = {"xla_cpu_use_fusion_emitters": False}
+
+
+def jit_fast(fn, *args):
+  """``fn`` compiled for ``args`` (an AOT executable: call it with arguments of the same shapes)."""
+  lowered = jax.jit(fn).lower(*args)
+  try:
+    return lowered.compile(compiler_options={**_FAST, **_FAST_EXTRA})
+  except Exception as e:  # noqa: BLE001 - a jaxlib without the extra option
+    if "No such compile option" not in str(e):
+      raise
+    return lowered.compile(compiler_options=_FAST)
+
+
 @functools.cache
 def _setup(case):
   """(float32 module, bf16 module, random params, args)."""
@@ -98,7 +117,7 @@ def _setup(case):
 @functools.cache
 def _forward(case):
   net, _, params, args = _setup(case)
-  return jax.jit(lambda p, *a: net.apply({"params": p}, *a))(params, *args)
+  return jit_fast(lambda p, *a: net.apply({"params": p}, *a), params, *args)(params, *args)
 
 
 @pytest.mark.parametrize("case", list(CASES))
@@ -113,7 +132,7 @@ def test_tiny_forward_finite_and_shape(case):
 def test_bf16_matches_fp32(case):
   _, net_bf16, params, args = _setup(case)
   y = _forward(case)
-  yb = jax.jit(lambda p, *a: net_bf16.apply({"params": p}, *a))(params, *args)
+  yb = jit_fast(lambda p, *a: net_bf16.apply({"params": p}, *a), params, *args)(params, *args)
   assert yb.dtype == jnp.float32
   rel = float(jnp.linalg.norm(yb - y) / jnp.linalg.norm(y))
   assert rel < 3e-2, rel   # bf16 has 8 mantissa bits (≈4e-3 per op); errors accumulate over the depth
@@ -123,11 +142,12 @@ def test_train_mode_dropout_and_label_dropout():
   name, kw = CASES["ddpmpp_cond_aug"]
   net = M.create(name, **dict(kw, dropout=0.5, label_dropout=0.5))
   _, _, params, args = _setup("ddpmpp_cond_aug")
-  apply = jax.jit(lambda p, k, *a: net.apply({"params": p}, *a, train=True, rngs={"dropout": k}))
+  apply = jit_fast(lambda p, k, *a: net.apply({"params": p}, *a, train=True, rngs={"dropout": k}),
+                   params, jax.random.key(0), *args)
   y1, y2 = apply(params, jax.random.key(0), *args), apply(params, jax.random.key(1), *args)
   assert bool(jnp.isfinite(y1).all()) and not np.allclose(y1, y2)
   # Inference ignores dropout: the same as the dropout-free network's output.
-  np.testing.assert_allclose(jax.jit(lambda p, *a: net.apply({"params": p}, *a))(params, *args),
+  np.testing.assert_allclose(jit_fast(lambda p, *a: net.apply({"params": p}, *a), params, *args)(params, *args),
                              _forward("ddpmpp_cond_aug"), rtol=1e-5, atol=1e-6)
 
 
@@ -166,13 +186,13 @@ def _edm_loss_curve(dtype, steps=30):
     w = (s**2 + sd**2) / (s * sd) ** 2
     return jnp.mean(w * (d - data) ** 2)
 
-  @jax.jit
   def step(p, o, key):
     l, g = jax.value_and_grad(loss_fn)(p, key)
     u, o = opt.update(g, o, p)
     return optax.apply_updates(p, u), o, l
 
   o, losses = opt.init(params), []
+  step = jit_fast(step, params, o, jax.random.key(0))
   for i in range(steps):
     params, o, l = step(params, o, jax.random.key(100 + i))
     losses.append(float(l))
