@@ -61,6 +61,9 @@ def test_docstring_states_the_launch_command(relpath):
 def smoke_xla_flags() -> str:
   """XLA_FLAGS of the smoke worker: the test process's plus a cheaper CPU compile (see the docstring;
   an XLA_FLAGS entry the installed jaxlib does not know aborts the process, hence the version gate)."""
+  present = os.environ.get("XLA_FLAGS", "")
+  if os.environ.get("JAX_PLATFORMS", "") != "cpu":  # (tests/conftest.py's default) only CPU compiles
+    return present
   flags = ["--xla_backend_optimization_level=0"]
   try:
     from importlib.metadata import version  # noqa: PLC0415
@@ -68,7 +71,6 @@ def smoke_xla_flags() -> str:
       flags.append("--xla_cpu_use_fusion_emitters=false")
   except Exception:  # noqa: BLE001 - no package metadata: only the flag every jaxlib knows
     pass
-  present = os.environ.get("XLA_FLAGS", "")
   return " ".join([present, *(f for f in flags if f.split("=")[0] not in present)]).strip()
 
 
