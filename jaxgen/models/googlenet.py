@@ -104,6 +104,10 @@ class GoogLeNet(nn.Module):
   num_classes: int = 1000
   dropout: float | None = None     # default 0.2 (torchvision) / 0.4 (paper)
   width: float = 1.0               # channel multiplier (tiny test/smoke networks only)
+  # The Inception modules built, in order (None: all nine of Table 1). Tiny smoke networks keep a subset
+  # such as ('3a', '4a', '4d', '5a') — max pools before the first module of stages 4 and 5, auxiliary
+  # heads after 4a and 4d when present — to compile in less time; the default network is unchanged.
+  blocks: tuple[str, ...] | None = None
   dtype: Any = jnp.float32
 
   @nn.compact
@@ -124,9 +128,16 @@ class GoogLeNet(nn.Module):
       x = local_response_norm(x)
     x = max_pool_ceil(x, 3, 2)
     aux = []
-    for name in ("3a", "3b", "4a", "4b", "4c", "4d", "4e", "5a", "5b"):
-      if name == "4a" or name == "5a":
-        x = max_pool_ceil(x, 3 if name == "4a" else 2, 2)
+    blocks = tuple(INCEPTION) if self.blocks is None else tuple(self.blocks)
+    unknown = [b for b in blocks if b not in INCEPTION]
+    if unknown or list(blocks) != sorted(blocks, key=list(INCEPTION).index) or len(set(blocks)) < len(blocks):
+      raise ValueError(f"GoogLeNet blocks={blocks!r} must be distinct Inception modules of "
+                       f"{', '.join(INCEPTION)} in that order: pass a subsequence (or None for all).")
+    stage = 3
+    for name in blocks:
+      while int(name[0]) > stage:   # the max pools before stage 4 (3×3/2) and stage 5 (2×2/2), Table 1
+        stage += 1
+        x = max_pool_ceil(x, 3 if stage == 4 else 2, 2)
       x = Inception(tuple(w(c) for c in INCEPTION[name]), five=5 if paper else 3, use_bn=bn, dtype=dtype, name=f"inception{name}")(x, train)
       if self.aux_logits and name in ("4a", "4d") and (train or self.is_initializing()):
         aux.append(AuxHead(self.num_classes, paper, self.width, dtype, name=f"aux{len(aux) + 1}")(x, train))

@@ -184,3 +184,15 @@ def test_tiny_forward_and_batchnorm_updates(family):
   assert len(old) == len(new) > 0
   assert any(not np.allclose(a, b) for a, b in zip(old, new)), "train mode must update BatchNorm statistics"
   assert all(bool(jnp.all(jnp.isfinite(b))) for b in new)
+
+
+def test_googlenet_block_subset_for_smoke_networks():
+  # The smoke knob keeps the named Inception modules (and the aux heads after 4a/4d); the default
+  # network (counted above) is all nine.
+  shapes = models.param_shapes("googlenet", blocks=("3a", "4a", "4d", "5a"), aux_logits=True, width=0.0625,
+                               resolution=64)
+  assert {k for k in shapes if k.startswith("inception")} == {"inception3a", "inception4a", "inception4d",
+                                                              "inception5a"}
+  assert "aux1" in shapes and "aux2" in shapes
+  with pytest.raises(ValueError, match="in that order"):
+    models.param_shapes("googlenet", blocks=("4a", "3a"), resolution=64)
