@@ -39,7 +39,9 @@ Sampling (``sample``) uses the EMA params and the sampler ``task.sampler``:
       on the σ grid ``task.sigma_grid``: 'schedule' (the σ(t_i) of ``task.precond``'s own EDM Table 1
       discretization) or 'karras' (ρ-spaced between ``task.sigma_min`` and ``task.sigma_max``);
   ode      EDM's general Algorithm 1 in ``task.precond``'s own time variable (σ(t), s(t));
-  annealed_langevin   NCSN's ladder (the dsm ladder) with ``task.sampler_options``.
+  annealed_langevin   NCSN's ladder (the dsm ladder) with ``task.sampler_options``; chains start at
+      latents·σ_1, or with ``task.langevin_init='uniform'`` at U(−1, 1) images (2Φ(latent) − 1, NCSN's
+      official sampler's U(0, 1) start on jaxgen's [−1, 1] scale).
 
 ``task.num_steps`` sets N; ``task.sampler_options`` (a dict) goes to the sampler as keywords (e.g.
 s_churn, eta, snr, solver). Samples are drawn in chunks of ``task.sample_batch_size`` (one compiled
@@ -140,6 +142,10 @@ class Task(base.LossTask):
       raise ValueError(f"task.sampler={self.sampler_name!r} is unknown: use one of {', '.join(SAMPLERS)}.")
     self.sigma_data = float(_get(t, "sigma_data", 0.5))
     self.loss_reduce = _get(t, "loss_reduce", None)
+    self.langevin_init = str(_get(t, "langevin_init", "gaussian"))
+    if self.langevin_init not in ("gaussian", "uniform"):
+      raise ValueError(f"task.langevin_init={self.langevin_init!r} is unknown: use 'gaussian' (latents·σ_1) "
+                       "or 'uniform' (NCSN's U(−1, 1) start).")
     if self.loss_reduce not in (None, "sum", "mean"):
       raise ValueError(f"task.loss_reduce={self.loss_reduce!r} is unknown: use 'sum' (EDM, NCSN), 'mean' "
                        "(DDPM, score_sde's reduce_mean) or leave it unset for the loss's own default.")
@@ -280,14 +286,17 @@ class Task(base.LossTask):
       if "indices" in inspect.signature(fn).parameters:
         opts.setdefault("indices", indices)
       return fn(D, latents, ts, self.schedule, key=key, **opts)
+    x0 = None
     if name == "annealed_langevin":
       sigmas = jnp.concatenate([self.ncsn_sigmas, jnp.zeros((1,), jnp.float32)])
+      if self.langevin_init == "uniform":  # NCSN's chains start from U(0, 1) images, i.e. U(−1, 1) here:
+        x0 = jax.lax.erf(latents.astype(jnp.float32) / np.sqrt(2.0))  # 2Φ(z) − 1 ~ U(−1, 1)
     else:
       sigmas = self.sigma_grid()
     fn = getattr(dfn, f"sample_{name}")
     if "indices" in inspect.signature(fn).parameters:
       opts.setdefault("indices", indices)
-    return fn(D, latents * sigmas[0], sigmas, key, **opts)
+    return fn(D, latents * sigmas[0] if x0 is None else x0.astype(latents.dtype), sigmas, key, **opts)
 
   @functools.cached_property
   def _draw_jit(self):

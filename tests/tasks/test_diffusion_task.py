@@ -121,6 +121,21 @@ def test_loss_reduce_mean_is_the_sum_over_the_dimension():
     diffusion.Task(_toy_config("subvp", "subvp", loss_reduce="max"))
 
 
+def test_langevin_uniform_start_is_uniform_and_indexed():
+  # With no Langevin step (n_steps_each=0) the sampler returns its start: U(−1, 1) per coordinate.
+  task = diffusion.Task(_toy_config("ncsn", "dsm", sampler="annealed_langevin", langevin_init="uniform",
+                                    sampler_options={"n_steps_each": 0, "denoise": False}))
+  state = task.init(jax.random.key(1), {"x": jnp.zeros((4, 2))})
+  out = np.asarray(task.sample(state, jax.random.key(0), 4000))
+  assert out.min() >= -1.0 and out.max() <= 1.0
+  u = np.sort((out.reshape(-1) + 1.0) / 2.0)
+  ks = np.max(np.abs(u - np.arange(1, u.size + 1) / u.size))
+  assert ks < 1.63 / np.sqrt(u.size)  # Kolmogorov–Smirnov, 1% level
+  np.testing.assert_array_equal(np.asarray(task.sample(state, jax.random.key(0), 3, start_index=5)), out[5:8])
+  with pytest.raises(ValueError, match="task.langevin_init"):
+    diffusion.Task(_toy_config("ncsn", "dsm", langevin_init="sobol"))
+
+
 def test_fm_sampler_in_its_own_time_and_bad_names():
   task = diffusion.Task(_toy_config("fm", "fm", sampler="ode", num_steps=3,
                                     sampler_options={"solver": "euler"}))
