@@ -15,8 +15,8 @@ runs x ← x + a·s + √(2a)·z with a = step_lr·σ_i²/σ_L², step_lr = 2e-5
 writes x ← x + (α/2)·s + √α·z, so α = 2a, and on [−1, 1] (x = 2u − 1) α is 4× larger: step_lr =
 8·2e-5 = 1.6e-4 here. (The paper's Algorithm 1 states ε = 2e-5 for α itself; the numbers come from the
 code.) Chains start from uniform images as the official sampler's (task.langevin_init 'uniform': U(0, 1)
-there, U(−1, 1) here). Difference from the official run: its training images are dequantized with
-U(0, 1/256) noise, here they are not.
+there, U(−1, 1) here); training images are uniformly dequantized, (k + U[0, 1))/256 as the official
+data loader's (task.dequantize).
 Expected: Inception score 8.87, FID 25.32 [paper, Table 1] (task.eval: FID of 50k samples).
 Hardware: one GPU (the official run: one GPU). Variants: smoke (digits 8×8, ngf 8, 2 Langevin steps
 per level).
@@ -37,6 +37,7 @@ def get_config(arg=None):
                      sampler_options=dict(n_steps_each=100, step_lr=1.6e-4, denoise=False),
                      ncsn_sigma_max=2.0, ncsn_sigma_min=0.02, ncsn_levels=LEVELS)
   c.task.langevin_init = "uniform"
+  c.task.dequantize = True
   if arg == "smoke":
     p.smoke_variant(c)
     c.model.overrides = dict(ngf=8, num_levels=LEVELS, channels=1, img_resolution=8)

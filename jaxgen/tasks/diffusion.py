@@ -18,7 +18,9 @@ are separate choices:
                 dsm             NCSN's ½σ²‖s(y + σn) + n/σ‖² over a geometric σ ladder
                                 (``task.ncsn_sigma_max`` → ``task.ncsn_sigma_min``, ``task.ncsn_levels``)
 
-``task.loss_reduce`` sums ('sum', EDM's and NCSN's convention) or averages ('mean', DDPM's and
+``task.dequantize`` replaces each 8-bit image y by its uniform dequantization (k + U[0, 1))/256 mapped
+to [−1, 1] (k = the pixel value; ``jaxgen.diffusion.dequantize``) in the training and eval losses, as
+NCSN's training data. ``task.loss_reduce`` sums ('sum', EDM's and NCSN's convention) or averages ('mean', DDPM's and
 score_sde's ``reduce_mean``) each example's squared error over its dimensions; unset, each loss keeps its
 default (sum for edm/vp/subvp/ve/dsm, mean for ddpm_eps/v/x0/fm). ``task.sigma_data`` (0.5) is EDM's σ_d; ``task.class_conditional`` feeds ``batch['label']`` (the model
 needs ``num_classes``; it is filled in from ``task.num_classes`` when absent). Dropout uses its own key,
@@ -143,6 +145,7 @@ class Task(base.LossTask):
     self.sigma_data = float(_get(t, "sigma_data", 0.5))
     self.loss_reduce = _get(t, "loss_reduce", None)
     self.langevin_init = str(_get(t, "langevin_init", "gaussian"))
+    self.dequantize = bool(_get(t, "dequantize", False))
     if self.langevin_init not in ("gaussian", "uniform"):
       raise ValueError(f"task.langevin_init={self.langevin_init!r} is unknown: use 'gaussian' (latents·σ_1) "
                        "or 'uniform' (NCSN's U(−1, 1) start).")
@@ -229,6 +232,9 @@ class Task(base.LossTask):
   def per_example_loss(self, params, model_state, batch, key, train: bool):
     """The loss of each example [B] (float32) through the preconditioned denoiser."""
     y = self._data(batch)
+    if self.dequantize:  # the 8-bit pixel k becomes (k + U[0, 1))/256 on [−1, 1] (NCSN's data)
+      k = jnp.round((jnp.asarray(y, jnp.float32) + 1.0) * 127.5)
+      y = dfn.dequantize(jax.random.fold_in(key, 0x0DE9), k, data_range=(-1.0, 1.0))
     augment_labels = batch.get("augment_labels")
     if self.augment is not None and train:
       k_loss, k_drop, k_aug = jax.random.split(key, 3)

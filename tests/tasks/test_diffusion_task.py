@@ -121,6 +121,26 @@ def test_loss_reduce_mean_is_the_sum_over_the_dimension():
     diffusion.Task(_toy_config("subvp", "subvp", loss_reduce="max"))
 
 
+def test_dequantize_feeds_the_loss_the_dequantized_pixels(monkeypatch):
+  """With task.dequantize the loss sees (k + U)/256 on [−1, 1]: inside pixel k's bin, uniform there."""
+  task = diffusion.Task(_digits_config(dequantize=True))
+  k = np.arange(256, dtype=np.float32)
+  img = np.tile(((k / 127.5) - 1.0).reshape(1, 16, 16, 1), (64, 1, 1, 1))  # every 8-bit value, 64 times
+  seen = {}
+
+  def fake_loss(D, y, key, **kw):
+    seen["y"] = y
+    return jnp.zeros(y.shape[0])
+
+  monkeypatch.setattr(diffusion.dfn, "denoising_loss", fake_loss)
+  state = task.init(jax.random.key(0), {"image": img[:1, :8, :8]})
+  task.per_example_loss(state.params, state.model_state, {"image": jnp.asarray(img)}, jax.random.key(1), True)
+  frac = (np.asarray(seen["y"]) + 1.0) / 2.0 * 256.0 - k.reshape(1, 16, 16, 1)  # the U in (k + U)/256
+  assert frac.min() >= 0.0 and frac.max() < 1.0 + 1e-4
+  u = np.sort(frac.reshape(-1))
+  assert np.max(np.abs(u - np.arange(1, u.size + 1) / u.size)) < 1.63 / np.sqrt(u.size)  # KS, 1% level
+
+
 def test_langevin_uniform_start_is_uniform_and_indexed():
   # With no Langevin step (n_steps_each=0) the sampler returns its start: U(−1, 1) per coordinate.
   task = diffusion.Task(_toy_config("ncsn", "dsm", sampler="annealed_langevin", langevin_init="uniform",
