@@ -145,6 +145,37 @@ def _initial_step(f, y0, f0, t0, direction, span, rtol, atol):
   return jnp.where(jnp.isfinite(h) & (h > 0), h, 1e-3 * span)
 
 
+def _varying_axes(x) -> set:
+  """The manual mesh axes ``x`` varies over inside shard_map (jax ≥ 0.10: ``aval.manual_axis_type
+  .varying``; earlier: ``aval.vma``); empty outside shard_map or where the aval carries neither."""
+  aval = jax.typeof(x)
+  mat = getattr(aval, "manual_axis_type", None)
+  return set(getattr(mat, "varying", None) or getattr(aval, "vma", None) or ())
+
+
+def _vary_like(tree, ref):
+  """Marks every leaf of ``tree`` as varying over the manual mesh axes ``ref``'s leaves vary over.
+
+  Inside ``shard_map`` (check_vma on), the adaptive loop's step size, time and counters depend on the
+  local shard, so the carry must start device-varying like y; outside shard_map this is the identity.
+  """
+  axes = set()
+  for leaf in jax.tree_util.tree_leaves(ref):
+    axes |= _varying_axes(leaf)
+  if not axes:
+    return tree
+
+  def cast(a):
+    missing = tuple(sorted(axes - _varying_axes(a)))
+    if not missing:
+      return a
+    if hasattr(lax, "pcast"):
+      return lax.pcast(a, missing, to="varying")
+    return lax.pvary(a, missing)
+
+  return tree_map(cast, tree)
+
+
 def odeint_rk45(f: Callable, y0, t0, t1, *, rtol: float = 1e-5, atol: float = 1e-5,
                 first_step: float | None = None, max_steps: int = 4096, safety: float = 0.9,
                 min_factor: float = 0.2, max_factor: float = 10.0,
@@ -180,6 +211,7 @@ def odeint_rk45(f: Callable, y0, t0, t1, *, rtol: float = 1e-5, atol: float = 1e
     nfe0 = 1
   # state: (t, y, k1, |h|, nfe, accepted, rejected)
   init = (t0, y0, f0, jnp.minimum(h_abs, span), jnp.int32(nfe0), jnp.int32(0), jnp.int32(0))
+  init = _vary_like(init, (y0, f0))
 
   def cond(state):
     t, _, _, _, _, acc, rej = state

@@ -291,9 +291,9 @@ EVERY_SAMPLER = dict(ALL_SIGMA_SAMPLERS, pf_ode_fixed=(S.sample_pf_ode, {"fixed_
 
 def test_every_sampler_under_shard_map_equals_one_device():
   # 8 samples sharded one per simulated device, each shard passing its global indices: every sampler
-  # gives the single-device batch result. The PF-ODE runs with fixed_steps (its multi-device mode);
-  # the adaptive RK45 (a lax.while_loop whose counters start device-invariant) runs under
-  # shard_map with check_vma=False and also matches.
+  # gives the single-device batch result. The PF-ODE runs with fixed_steps (its multi-device mode),
+  # and the adaptive RK45 (a lax.while_loop whose carry is marked device-varying like its state) runs
+  # under shard_map with its default vma checking and also matches.
   from jax.sharding import PartitionSpec as P
   shard_map = getattr(jax, "shard_map", None)
   if shard_map is None:
@@ -316,10 +316,7 @@ def test_every_sampler_under_shard_map_equals_one_device():
     np.testing.assert_allclose(np.asarray(out), np.asarray(ref), rtol=1e-5, atol=1e-5,
                                err_msg=name)
   pf = lambda x: S.sample_pf_ode(MIX_D, x, sig, rtol=1e-3, atol=1e-3)
-  try:
-    sm = shard_map(pf, mesh=mesh, in_specs=P("data"), out_specs=P("data"), check_vma=False)
-  except TypeError:  # older jax.experimental.shard_map
-    sm = shard_map(pf, mesh=mesh, in_specs=P("data"), out_specs=P("data"), check_rep=False)
+  sm = shard_map(pf, mesh=mesh, in_specs=P("data"), out_specs=P("data"))
   np.testing.assert_allclose(np.asarray(jax.jit(sm)(lat)), np.asarray(jax.jit(pf)(lat)),
                              rtol=1e-5, atol=1e-5)
 
