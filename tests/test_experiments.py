@@ -28,6 +28,7 @@ import sys
 import tempfile
 import traceback
 
+import jaxlib
 import pytest
 
 from jaxgen import checkpoint as ckpt_lib
@@ -65,12 +66,8 @@ def smoke_xla_flags() -> str:
   if os.environ.get("JAX_PLATFORMS", "") != "cpu":  # (tests/conftest.py's default) only CPU compiles
     return present
   flags = ["--xla_backend_optimization_level=0"]
-  try:
-    from importlib.metadata import version  # noqa: PLC0415
-    if version("jaxlib").startswith("0.10."):
-      flags.append("--xla_cpu_use_fusion_emitters=false")
-  except Exception:  # noqa: BLE001 - no package metadata: only the flag every jaxlib knows
-    pass
+  if jaxlib.__version__.startswith("0.10."):
+    flags.append("--xla_cpu_use_fusion_emitters=false")
   return " ".join([present, *(f for f in flags if f.split("=")[0] not in present)]).strip()
 
 

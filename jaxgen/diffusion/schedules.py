@@ -13,7 +13,7 @@ vectorized float32 methods:
   sample_sigma(key, shape)                     training noise distribution p_train
   loss_weight(sigma)                           λ(σ)
   precond(sigma) -> Precond(c_skip, c_out, c_in, c_noise)
-  round_sigma(sigma)                           nearest representable σ (identity except iDDPM/DDPM)
+  round_sigma(sigma)                           nearest representable σ (identity except iDDPM/DDPM/NCSN)
   sigma_min, sigma_max                         the σ range of the sampling discretization
 
 Discretizations (EDM Table 1; num_steps = N, i = 0..N−1, t_N = 0):
@@ -310,6 +310,25 @@ class VESchedule(_Schedule):
     return _pc.ve_precond(sigma)
 
 
+class _DiscreteSigmas:
+  """σ restricted to a finite ladder ``sigmas`` (float64 numpy) with ``index(σ)`` its nearest entry:
+  σ is rounded to the ladder, and p_train draws the index uniformly (DDPM's j ~ U{0..T−1}, NCSN's
+  ``torch.randint(0, len(sigmas))``); ``noise_level`` conditions the network on that index."""
+
+  def _draw_index(self, key, shape):
+    return jax.random.randint(key, shape, 0, len(self.sigmas))
+
+  def round_sigma(self, sigma):
+    return _f32(self.sigmas)[self.index(sigma)]
+
+  def sample_sigma(self, key, shape):
+    return _f32(self.sigmas)[self._draw_index(key, shape)]
+
+  def noise_level(self, key, shape):
+    j = self._draw_index(key, shape)
+    return _f32(self.sigmas)[j], j.astype(f32)
+
+
 class _SigmaIsTime:
   """σ(t) = t, s(t) = 1."""
 
@@ -460,7 +479,7 @@ class FlowMatchingSchedule(_Schedule):
 
 
 @dataclasses.dataclass(frozen=True)
-class DDPMSchedule(_SigmaIsTime, _Schedule):
+class DDPMSchedule(_DiscreteSigmas, _SigmaIsTime, _Schedule):
   """Discrete DDPM (Ho et al. 2020) β schedules in EDM's frame: σ(t) = t, s = 1, σ_j = √((1−ᾱ_j)/ᾱ_j).
 
   ``kind='linear'``: β_j = linspace(β_start, β_end, T) (Ho et al.); ``'cosine'``: ᾱ(t) ∝
@@ -508,24 +527,10 @@ class DDPMSchedule(_SigmaIsTime, _Schedule):
     """The step j whose σ_j is nearest to σ (int32)."""
     return _pc.nearest_index(sigma, self.sigmas)
 
-  def round_sigma(self, sigma):
-    return _f32(self.sigmas)[self.index(sigma)]
-
   def time_steps(self, num_steps: int):
     n = _check_steps(num_steps)
     j = np.round((self.T - 1) * (1.0 - _step_fraction(n))).astype(np.int64)
     return _append_zero(self.sigmas[j])
-
-  def sample_step(self, key, shape):
-    """j ~ U{0, …, T−1} (int32)."""
-    return jax.random.randint(key, shape, 0, self.T)
-
-  def sample_sigma(self, key, shape):
-    return _f32(self.sigmas)[self.sample_step(key, shape)]
-
-  def noise_level(self, key, shape):
-    j = self.sample_step(key, shape)
-    return _f32(self.sigmas)[j], j.astype(f32)
 
   def loss_weight(self, sigma):
     return 1.0 / _f32(sigma) ** 2
@@ -547,7 +552,7 @@ def _ddpm_betas(kind, T, beta_start, beta_end, s) -> np.ndarray:
 
 
 @dataclasses.dataclass(frozen=True)
-class NCSNSchedule(_SigmaIsTime, _Schedule):
+class NCSNSchedule(_DiscreteSigmas, _SigmaIsTime, _Schedule):
   """NCSN (Song & Ermon 2019): a score network s(x, i) over a geometric ladder of L noise levels.
 
   Ladder σ_i = σ_max·(σ_min/σ_max)^{i/(L−1)}, i = 0..L−1 (official ``np.exp(np.linspace(log σ_1,
@@ -579,9 +584,6 @@ class NCSNSchedule(_SigmaIsTime, _Schedule):
     log_s = jnp.log(jnp.maximum(_f32(sigma), jnp.finfo(f32).tiny))
     return jnp.argmin(jnp.abs(log_s[..., None] - _f32(np.log(self.sigmas))), axis=-1).astype(jnp.int32)
 
-  def round_sigma(self, sigma):
-    return _f32(self.sigmas)[self.index(sigma)]
-
   def time_steps(self, num_steps: int):
     n = _check_steps(num_steps)
     if n > self.num_levels:
@@ -589,17 +591,6 @@ class NCSNSchedule(_SigmaIsTime, _Schedule):
                        f"{self.num_levels} (the network is trained on the ladder only).")
     j = np.round((self.num_levels - 1) * _step_fraction(n)).astype(np.int64)
     return _append_zero(self.sigmas[j])
-
-  def sample_level(self, key, shape):
-    """i ~ U{0, …, L−1} (int32), NCSN's ``torch.randint(0, len(sigmas))``."""
-    return jax.random.randint(key, shape, 0, self.num_levels)
-
-  def sample_sigma(self, key, shape):
-    return _f32(self.sigmas)[self.sample_level(key, shape)]
-
-  def noise_level(self, key, shape):
-    i = self.sample_level(key, shape)
-    return _f32(self.sigmas)[i], i.astype(f32)
 
   def loss_weight(self, sigma):
     return 0.5 / _f32(sigma) ** 2

@@ -14,6 +14,7 @@ import pytest
 import jaxgen.models as models
 from jaxgen.models.cnn_layers import channel_shuffle, make_divisible
 from jaxgen.models.efficientnet import block_args, round_filters, round_repeats
+from tests.fixtures.fast_compile import jit_fast
 
 REFERENCE_COUNTS = {
     # torchvision EfficientNet_B*_Weights.IMAGENET1K_V1 meta "num_params" (timm's efficientnet_b0 agrees)
@@ -143,22 +144,7 @@ TINY = {  # one small configuration per family; (name, overrides, resolution)
 }
 
 
-# These programs run once on tiny inputs, so XLA's optimizations cost more than they save: LLVM -O0, no
-# expensive LLVM passes (what jax_disable_most_optimizations sets, but per program, so nothing leaks
-# into other tests' caches) and, where the jaxlib has it, XLA's elemental fusion emitter.
-_FAST = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
-_FAST_EXTRA = {"xla_cpu_use_fusion_emitters": False}
-
-
-def jit_fast(fn, *args):
-  """``fn`` compiled for ``args`` (an AOT executable: call it with arguments of the same shapes)."""
-  lowered = jax.jit(fn).lower(*args)
-  try:
-    return lowered.compile(compiler_options={**_FAST, **_FAST_EXTRA})
-  except Exception as e:  # noqa: BLE001 - a jaxlib without the extra option
-    if "No such compile option" not in str(e):
-      raise
-    return lowered.compile(compiler_options=_FAST)
+# Tiny programs compile with tests.fixtures.fast_compile.jit_fast (LLVM -O0, per program).
 
 
 def _tiny_run(module, x):

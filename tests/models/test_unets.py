@@ -14,6 +14,7 @@ import pytest
 
 import jaxgen.models as M
 from jaxgen.models import unet_song
+from tests.fixtures.fast_compile import jit_fast
 
 COUNTS = [
     # REFERENCE.md §4 (EDM DDPM++ CIFAR-10 as trained by EDM: cres 2,2,2, 4 blocks, attn 16).
@@ -86,23 +87,8 @@ def random_params(shapes, seed=0):
   return jax.tree_util.tree_map_with_path(fill, shapes)
 
 
-# These programs run once on tiny inputs, so XLA's optimizations cost more than they save: compile them
-# with LLVM -O0, no expensive LLVM passes (what jax_disable_most_optimizations sets, but per program, so
-# nothing leaks into other tests' caches) and, where the jaxlib has it, XLA's elemental fusion emitter.
+# Tiny programs compile with tests.fixtures.fast_compile.jit_fast (LLVM -O0, per program).
 # Results differ from the default build by float32 rounding only; the bf16 tolerances below are ≥ 3e-2.
-_FAST = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
-_FAST_EXTRA = {"xla_cpu_use_fusion_emitters": False}
-
-
-def jit_fast(fn, *args):
-  """``fn`` compiled for ``args`` (an AOT executable: call it with arguments of the same shapes)."""
-  lowered = jax.jit(fn).lower(*args)
-  try:
-    return lowered.compile(compiler_options={**_FAST, **_FAST_EXTRA})
-  except Exception as e:  # noqa: BLE001 - a jaxlib without the extra option
-    if "No such compile option" not in str(e):
-      raise
-    return lowered.compile(compiler_options=_FAST)
 
 
 @functools.cache
