@@ -39,7 +39,8 @@ import jax.numpy as jnp
 
 from jaxgen.diffusion import conversions as _cv
 from jaxgen.diffusion.precond import precondition
-from jaxgen.diffusion.schedules import DDPMSchedule, EDMSchedule, FlowMatchingSchedule, VESchedule, VPSchedule
+from jaxgen.diffusion.schedules import (DDPMSchedule, EDMSchedule, FlowMatchingSchedule, NCSNSchedule,
+                                        VESchedule, VPSchedule)
 
 f32 = jnp.float32
 
@@ -167,8 +168,9 @@ def flow_matching_loss(net: Callable, x, key, *, labels=None, schedule=FlowMatch
 # -- score matching -----------------------------------------------------------------------------
 
 def ncsn_sigmas(sigma_max: float = 1.0, sigma_min: float = 0.01, num: int = 10):
-  """NCSN's geometric ladder σ_1 = sigma_max > … > σ_L = sigma_min (float32, descending)."""
-  return jnp.exp(jnp.linspace(jnp.log(sigma_max), jnp.log(sigma_min), num)).astype(f32)
+  """NCSN's geometric ladder σ_1 = sigma_max > … > σ_L = sigma_min (float32, descending; computed in
+  float64 as ``NCSNSchedule.sigmas``, the official ``np.exp(np.linspace(...))``)."""
+  return jnp.asarray(NCSNSchedule(sigma_max=sigma_max, sigma_min=sigma_min, num_levels=num).sigmas, f32)
 
 
 def dsm_loss(net: Callable, x, key, *, labels=None, sigmas=None, anneal_power: float = 2.0,

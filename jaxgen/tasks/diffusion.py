@@ -160,9 +160,7 @@ class Task(base.LossTask):
     self.class_conditional = bool(_get(t, "class_conditional", False))
     self.num_classes = int(_get(t, "num_classes", 10))
     self.sample_batch_size = int(_get(t, "sample_batch_size", 256))
-    self.ncsn_sigmas = dfn.ncsn_sigmas(*ncsn_ladder)
-    if self.precond_name == "ncsn":  # the loss, the preconditioning and the sampler share one ladder
-      self.ncsn_sigmas = jnp.asarray(self.schedule.sigmas, jnp.float32)
+    self.ncsn_sigmas = dfn.ncsn_sigmas(*ncsn_ladder)  # the dsm loss's and annealed Langevin's ladder
     overrides = _to_dict(config.model.get("overrides", None))
     self.augment = make_augment_pipe(_get(t, "augment", None))
     if self.augment is not None:
