@@ -1,8 +1,10 @@
 import math
 
+import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+import optax
 import pytest
 
 from jaxgen import optim
@@ -58,3 +60,82 @@ def test_clipping_and_unknown_names():
     optim.make_optimizer(_opt(name="adagrad"), 10)
   with pytest.raises(ValueError, match="optimizer.schedule"):
     optim.make_schedule(_opt(schedule="poly"), 10)
+
+
+def _old_classification_optimizer(cfg, num_train_steps, mask):
+  """The optimizer the classification task composed itself before make_optimizer took its options
+  (copied verbatim from jaxgen/tasks/classification.py, the reference for the factory)."""
+  name = cfg.name
+  wd = float(cfg.get("weight_decay", 0.0))
+  if name in ("adamw", "lamb") or (wd == 0.0 and name != "rmsprop"):
+    return optim.make_optimizer(cfg, num_train_steps)
+  parts = []
+  if float(cfg.get("clip_grad_norm", 0.0)) > 0:
+    parts.append(optax.clip_by_global_norm(float(cfg.clip_grad_norm)))
+  if wd:
+    parts.append(optax.masked(optax.add_decayed_weights(wd), mask))
+  if name == "rmsprop":
+    sched = optim.make_schedule(cfg, num_train_steps)
+    parts.append(optax.rmsprop(sched, decay=float(cfg.get("rms_decay", 0.9)), eps=float(cfg.eps),
+                               initial_scale=float(cfg.get("rms_initial_scale", 1.0)), eps_in_sqrt=True,
+                               centered=bool(cfg.get("centered", False)),
+                               momentum=float(cfg.momentum) or None))
+  else:
+    base = cfg.to_dict()
+    base.update(weight_decay=0.0, clip_grad_norm=0.0)
+    parts.append(optim.make_optimizer(ml_collections.ConfigDict(base), num_train_steps))
+  return optax.chain(*parts)
+
+
+@pytest.mark.parametrize("kw", [
+    dict(name="sgd", momentum=0.9, nesterov=True, weight_decay=1e-2, schedule="cosine", warmup_steps=2),
+    dict(name="sgd", momentum=0.9, weight_decay=1e-2, clip_grad_norm=0.5),
+    dict(name="sgd", momentum=0.9),                                        # no decay
+    dict(name="adam", weight_decay=1e-2),
+    dict(name="adamw", weight_decay=1e-2),
+    dict(name="rmsprop", momentum=0.9, eps=1e-3, weight_decay=1e-2, schedule="exponential", decay_steps=2,
+         decay_rate=0.5),
+    dict(name="rmsprop", momentum=0.0, eps=1e-3, clip_grad_norm=1.0),      # no decay, no momentum
+    dict(name="rmsprop", momentum=0.9, eps=1e-3, weight_decay=1e-2, rms_initial_scale=0.0),
+])
+def test_factory_with_classification_options_equals_the_old_composition(kw):
+  # Same opt_state layout (so checkpoints of classification runs restore) and the same updates.
+  cfg = _opt(learning_rate=0.1, **kw)
+  mask = lambda p: optim.decay_mask(p, decay_norm_params=False, decay_biases=False)
+  old = _old_classification_optimizer(cfg, 10, mask)
+  new = optim.make_optimizer(cfg, 10, decay_mask=mask, rms_initial_scale=1.0)
+  params = {"conv": {"kernel": jnp.array([2.0, -1.0]), "bias": jnp.array([0.5])},
+            "bn": {"scale": jnp.array([1.5])}}
+  s_old, s_new = old.init(params), new.init(params)
+  assert jax.tree_util.tree_structure(s_old) == jax.tree_util.tree_structure(s_new)
+  p_old = p_new = params
+  for i in range(4):
+    g = jax.tree_util.tree_map(lambda x: jnp.sin(x * (i + 1.0)) + 0.3, p_old)
+    u_old, s_old = old.update(g, s_old, p_old)
+    u_new, s_new = new.update(g, s_new, p_new)
+    p_old, p_new = optax.apply_updates(p_old, u_old), optax.apply_updates(p_new, u_new)
+    jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7), p_old, p_new)
+  assert not np.allclose(p_new["conv"]["kernel"], params["conv"]["kernel"])
+
+
+def test_coupled_decay_mask_and_rms_initial_scale():
+  # SGD without momentum, lr 1: Δw = −(g + wd·w·mask); the masked leaf gets the bare gradient.
+  tx = optim.make_optimizer(_opt(name="sgd", learning_rate=1.0, weight_decay=0.5), 10,
+                            decay_mask={"w": True, "b": False})
+  params = {"w": jnp.array([2.0]), "b": jnp.array([2.0])}
+  grads = {"w": jnp.array([1.0]), "b": jnp.array([1.0])}
+  upd, _ = tx.update(grads, tx.init(params), params)
+  np.testing.assert_allclose(upd["w"], [-(1.0 + 0.5 * 2.0)])
+  np.testing.assert_allclose(upd["b"], [-1.0])
+  # RMSProp's first step: Δw = −lr·g/√(ρ·ms0 + (1−ρ)g² + ε), ms0 from the keyword unless the config sets it.
+  lr, rho, eps, g = 0.1, 0.9, 1e-3, 0.5
+  for initial, cfg_kw in ((1.0, {}), (0.0, dict(rms_initial_scale=0.0))):
+    tx = optim.make_optimizer(_opt(name="rmsprop", learning_rate=lr, rms_decay=rho, eps=eps, **cfg_kw), 10,
+                              rms_initial_scale=1.0)
+    upd, _ = tx.update({"w": jnp.array([g])}, tx.init({"w": jnp.zeros(1)}))
+    np.testing.assert_allclose(upd["w"], [-lr * g / math.sqrt(rho * initial + (1 - rho) * g ** 2 + eps)],
+                               rtol=1e-6)
+  # optax's default (0) when neither the keyword nor the config says otherwise: every other task.
+  tx = optim.make_optimizer(_opt(name="rmsprop", learning_rate=lr, rms_decay=rho, eps=eps), 10)
+  upd, _ = tx.update({"w": jnp.array([g])}, tx.init({"w": jnp.zeros(1)}))
+  np.testing.assert_allclose(upd["w"], [-lr * g / math.sqrt((1 - rho) * g ** 2 + eps)], rtol=1e-6)

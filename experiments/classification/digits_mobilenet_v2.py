@@ -44,6 +44,7 @@ def get_config(arg=None):
   c.task.label_smoothing = 0.1
   c.task.random_shift = 2
   c.task.num_classes = 10
+  c.evals.accuracy = dict(type="accuracy")   # top1, top5, loss, count on the 297 test digits
   if arg == "smoke":
     smoke(c)
     c.eval_batch_size = 304

@@ -15,7 +15,7 @@ Expected top-1 (paper Table 2): B0 77.1, B1 79.1, B2 80.1, B3 81.6, B4 82.9, B5 
 
 from jaxgen.configs import base_config
 from jaxgen.models.efficientnet import COEFFICIENTS
-from jaxgen.tasks.classification import imagenet_config, smoke_config, steps_per_epoch
+from jaxgen.recipes.classification import imagenet_config, smoke_config, steps_per_epoch
 
 EXPECTED_TOP1 = {"b0": 77.1, "b1": 79.1, "b2": 80.1, "b3": 81.6, "b4": 82.9, "b5": 83.6, "b6": 84.0, "b7": 84.3}
 

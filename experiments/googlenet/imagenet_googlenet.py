@@ -13,7 +13,7 @@ BatchNorm model reaches top-1 69.78 / top-5 89.53.
 """
 
 from jaxgen.configs import base_config
-from jaxgen.tasks.classification import imagenet_config, smoke_config, steps_per_epoch
+from jaxgen.recipes.classification import imagenet_config, smoke_config, steps_per_epoch
 
 
 def get_config(arg=None):

@@ -14,7 +14,7 @@ Expected top-1 (paper Table 6, 224): 1.0 70.6, 0.75 68.4, 0.5 63.7, 0.25 50.6.
 """
 
 from jaxgen.configs import base_config
-from jaxgen.tasks.classification import imagenet_config, smoke_config, steps_per_epoch
+from jaxgen.recipes.classification import imagenet_config, smoke_config, steps_per_epoch
 
 NAMES = {"1.0": "mobilenet_v1", "0.75": "mobilenet_v1_075", "0.5": "mobilenet_v1_050", "0.25": "mobilenet_v1_025"}
 EXPECTED_TOP1 = {"1.0": 70.6, "0.75": 68.4, "0.5": 63.7, "0.25": 50.6}

@@ -11,7 +11,7 @@ Expected top-1 (paper Table 4): 72.0 (300M MAdds, 3.4M params).
 """
 
 from jaxgen.configs import base_config
-from jaxgen.tasks.classification import imagenet_config, smoke_config, steps_per_epoch
+from jaxgen.recipes.classification import imagenet_config, smoke_config, steps_per_epoch
 
 
 def get_config(arg=None):

@@ -11,7 +11,7 @@ Expected top-1 (paper Table 3): Large 75.2, Small 67.4.
 """
 
 from jaxgen.configs import base_config
-from jaxgen.tasks.classification import imagenet_config, smoke_config, steps_per_epoch
+from jaxgen.recipes.classification import imagenet_config, smoke_config, steps_per_epoch
 
 EXPECTED_TOP1 = {"large": 75.2, "small": 67.4}
 

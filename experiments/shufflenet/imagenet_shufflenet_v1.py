@@ -11,7 +11,7 @@ lists the other group numbers.
 """
 
 from jaxgen.configs import base_config
-from jaxgen.tasks.classification import imagenet_config, smoke_config
+from jaxgen.recipes.classification import imagenet_config, smoke_config
 
 EXPECTED_TOP1 = {"g3": 67.8, "g8": 68.0}
 

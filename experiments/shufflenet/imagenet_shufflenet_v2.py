@@ -11,7 +11,7 @@ paper Table 8 FLOPs 41/146/299/591M).
 """
 
 from jaxgen.configs import base_config
-from jaxgen.tasks.classification import imagenet_config, smoke_config
+from jaxgen.recipes.classification import imagenet_config, smoke_config
 
 EXPECTED_TOP1 = {"x0_5": 61.1, "x1_0": 69.4, "x1_5": 72.6, "x2_0": 75.0}
 

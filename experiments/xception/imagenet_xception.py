@@ -10,7 +10,7 @@ Expected (paper Table 1): top-1 79.0, top-5 94.5.
 """
 
 from jaxgen.configs import base_config
-from jaxgen.tasks.classification import imagenet_config, smoke_config, steps_per_epoch
+from jaxgen.recipes.classification import imagenet_config, smoke_config, steps_per_epoch
 
 
 def get_config(arg=None):

@@ -19,14 +19,17 @@ Data sets (``data_cfg.name``): ``digits`` (scikit-learn 8×8, see ``jaxgen.data.
 (``data_cfg.toy``, see ``jaxgen.data.toy2d``), TFDS ``mnist``, ``cifar10``, ``celeb_a``,
 ``imagenet2012``, ``imagenette`` (``jaxgen.data.tfds_sets``; prepared array_record sets only, never
 downloaded), ``image_folder`` (``data_cfg.data_dir`` = folder or .zip, ``jaxgen.data.image_folder``).
-The config keys are documented in ``jaxgen.configs.base_config``.
+The config keys are documented in ``jaxgen.configs.base_config``; optional keys are read with
+``jaxgen.config_schema.lookup`` (a missing key or None is the default). A wrong name, path, split or
+value raises ``jaxgen.errors.ConfigError`` naming the key to fix.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
+
+from jaxgen.config_schema import lookup
+from jaxgen.errors import ConfigError
 
 # grain, tfds and scikit-learn are imported on first use, so ``import jaxgen.data.toy2d`` (pure JAX)
 # works where they are not installed (accelerator images).
@@ -39,19 +42,10 @@ _TOY_EVAL_SEED = 0x7E57         # toy2d evaluation samples come from this stream
 __all__ = ["train_dataset", "eval_dataset", "example_batch", "NAMES", "TFDS_NAMES"]
 
 
-def opt(cfg, key: str, default: Any) -> Any:
-  """``cfg.key`` when the config has it, else ``default`` (older configs lack the optional keys)."""
-  try:
-    value = cfg.get(key, default) if hasattr(cfg, "get") else getattr(cfg, key, default)
-  except (AttributeError, KeyError):
-    value = default
-  return default if value is None else value
-
-
 def _name(cfg) -> str:
-  name = str(opt(cfg, "name", ""))
+  name = str(lookup(cfg, "name", ""))
   if name.split("/")[0] not in NAMES:
-    raise ValueError(f"Unknown data set data.name={name!r}; valid names: {', '.join(NAMES)}.")
+    raise ConfigError(f"Unknown data set data.name={name!r}; valid names: {', '.join(NAMES)}.")
   return name
 
 
@@ -62,23 +56,23 @@ def _base(name: str) -> str:
 def read_config(cfg):
   """The ``pipeline.ReadConfig`` of the data block."""
   from jaxgen.data.pipeline import ReadConfig  # noqa: PLC0415
-  r = ReadConfig(num_threads=int(opt(cfg, "num_threads", 4)), prefetch=int(opt(cfg, "prefetch", 8)),
-                 num_workers=int(opt(cfg, "num_workers", 0)))
+  r = ReadConfig(num_threads=int(lookup(cfg, "num_threads", 4)), prefetch=int(lookup(cfg, "prefetch", 8)),
+                 num_workers=int(lookup(cfg, "num_workers", 0)))
   if r.num_threads < 0 or r.prefetch < 0 or r.num_workers < 0:
-    raise ValueError(f"data.num_threads/prefetch/num_workers must be ≥ 0, got {r}.")
+    raise ConfigError(f"data.num_threads/prefetch/num_workers must be ≥ 0, got {r}.")
   return r
 
 
 def _toy(cfg) -> str:
   from jaxgen.data import toy2d  # noqa: PLC0415
-  name = str(opt(cfg, "toy", "8gaussians"))
+  name = str(lookup(cfg, "toy", "8gaussians"))
   toy2d._check(name)  # pylint: disable=protected-access
   return name
 
 
 def _seed(seed) -> int:
   if not isinstance(seed, (int, np.integer)) or seed < 0:
-    raise ValueError(f"seed must be a non-negative integer, got {seed!r}.")
+    raise ConfigError(f"seed must be a non-negative integer, got {seed!r}.")
   return int(seed)
 
 
@@ -87,9 +81,9 @@ def _seed(seed) -> int:
 def _digits(cfg, split: str):
   from jaxgen.data import digits  # noqa: PLC0415
   from jaxgen.data.pipeline import ArraySource  # noqa: PLC0415
-  res = int(opt(cfg, "resolution", 0))
+  res = int(lookup(cfg, "resolution", 0))
   if res < 0:
-    raise ValueError(f"data.resolution must be ≥ 0 (0: native 8×8), got {res}.")
+    raise ConfigError(f"data.resolution must be ≥ 0 (0: native 8×8), got {res}.")
   images, labels = digits.load(split, res)
   return ArraySource({"image": images, "label": labels})
 
@@ -117,7 +111,7 @@ def train_dataset(data_cfg, *, batch_size: int, seed: int, process_index: int = 
   name = _name(data_cfg)
   seed = _seed(seed)
   read = read_config(data_cfg)
-  split = str(opt(data_cfg, "split", "train"))
+  split = str(lookup(data_cfg, "split", "train"))
   base = _base(name)
   if base == "toy2d":
     from jaxgen.data import toy2d  # noqa: PLC0415
@@ -129,7 +123,7 @@ def train_dataset(data_cfg, *, batch_size: int, seed: int, process_index: int = 
         read=ReadConfig(min(read.num_threads, 1), read.prefetch, 0))
   if base == "digits":
     source = _digits(data_cfg, split)
-    transform = _digits_train_transform(bool(opt(data_cfg, "random_flip", False)))
+    transform = _digits_train_transform(bool(lookup(data_cfg, "random_flip", False)))
   elif base == "image_folder":
     from jaxgen.data import image_folder  # noqa: PLC0415
     source, transform = image_folder.build(data_cfg, train=True)
@@ -145,13 +139,13 @@ def eval_dataset(data_cfg, *, batch_size: int, process_index: int = 0, process_c
   from jaxgen.data import pipeline  # noqa: PLC0415
   from jaxgen.data.pipeline import ArraySource  # noqa: PLC0415
   name = _name(data_cfg)
-  split = str(opt(data_cfg, "eval_split", ""))
+  split = str(lookup(data_cfg, "eval_split", ""))
   if not split:
     return None
   read = read_config(data_cfg)
-  limit = int(opt(data_cfg, "eval_size", 0))
+  limit = int(lookup(data_cfg, "eval_size", 0))
   if limit < 0:
-    raise ValueError(f"data.eval_size must be ≥ 0 (0: the whole split), got {limit}.")
+    raise ConfigError(f"data.eval_size must be ≥ 0 (0: the whole split), got {limit}.")
   base = _base(name)
   if base == "toy2d":
     from jaxgen.data import toy2d  # noqa: PLC0415
@@ -178,7 +172,7 @@ def example_batch(data_cfg, batch_size: int) -> dict[str, np.ndarray]:
     _toy(data_cfg)
     return {"x": np.zeros((batch_size, 2), np.float32)}
   if base == "digits":
-    r = int(opt(data_cfg, "resolution", 0)) or 8
+    r = int(lookup(data_cfg, "resolution", 0)) or 8
     return {"image": np.zeros((batch_size, r, r, 1), np.float32),
             "label": np.zeros((batch_size,), np.int32)}
   if base == "image_folder":

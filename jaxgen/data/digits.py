@@ -15,6 +15,8 @@ import functools
 
 import numpy as np
 
+from jaxgen.errors import ConfigError
+
 NUM_TRAIN = 1500
 NUM_TEST = 297
 SPLITS = ("train", "test", "all")
@@ -33,7 +35,7 @@ def _raw():
 def load(split: str, resolution: int = 0) -> tuple[np.ndarray, np.ndarray]:
   """(images float32 [N, r, r, 1] in [−1, 1], labels int32 [N]) of ``split``; read-only arrays."""
   if split not in SPLITS:
-    raise ValueError(f"Unknown digits split {split!r}; use one of {', '.join(SPLITS)} "
+    raise ConfigError(f"Unknown digits split {split!r}; use one of {', '.join(SPLITS)} "
                      f"(train = first {NUM_TRAIN}, test = last {NUM_TEST}).")
   images, labels = _raw()
   sl = {"train": slice(0, NUM_TRAIN), "test": slice(NUM_TRAIN, None), "all": slice(None)}[split]

@@ -23,15 +23,12 @@ from typing import Optional
 
 import numpy as np
 
+from jaxgen.config_schema import lookup
 from jaxgen.data import images
+from jaxgen.errors import ConfigError
 
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".ppm", ".tif", ".tiff")
 LABELS_FILE = "dataset.json"
-
-
-def _opt(cfg, key, default):
-  from jaxgen.data import opt  # noqa: PLC0415
-  return opt(cfg, key, default)
 
 
 class ImageFolderSource:
@@ -39,18 +36,20 @@ class ImageFolderSource:
 
   def __init__(self, path: str, channels: Optional[int] = None):
     if not path:
-      raise ValueError("data.name='image_folder' needs data.data_dir = a folder or .zip of images.")
+      raise ConfigError("data.name='image_folder' needs data.data_dir = a folder or .zip of images.")
     if not os.path.exists(path):
-      raise ValueError(f"data.data_dir={path!r} does not exist; set it to a folder or .zip of PNG/JPEG images.")
+      raise ConfigError(f"data.data_dir={path!r} does not exist; set it to a folder or .zip of PNG/JPEG "
+                        "images.")
     self._path = path
     self._local = threading.local()
     self._is_zip = os.path.isfile(path)
     if self._is_zip and not zipfile.is_zipfile(path):
-      raise ValueError(f"data.data_dir={path!r} is a file but not a zip archive; use a folder or a .zip of images.")
+      raise ConfigError(f"data.data_dir={path!r} is a file but not a zip archive; use a folder or a .zip of "
+                        "images.")
     all_names = self._list()
     self._names = sorted(n for n in all_names if os.path.splitext(n)[1].lower() in EXTENSIONS)
     if not self._names:
-      raise ValueError(f"data.data_dir={path!r} holds no images ({', '.join(EXTENSIONS)}).")
+      raise ConfigError(f"data.data_dir={path!r} holds no images ({', '.join(EXTENSIONS)}).")
     self._labels = self._read_labels() if LABELS_FILE in all_names else None
     self.channels = channels or (1 if self._open_pil(0).mode in ("L", "I;16", "1") else 3)
 
@@ -78,17 +77,19 @@ class ImageFolderSource:
     try:
       labels = json.loads(self._read(LABELS_FILE))["labels"]
     except (ValueError, KeyError, TypeError) as e:
-      raise ValueError(f"{LABELS_FILE} in {self._path!r} is not {{\"labels\": [[file, label], ...]}} ({e}).") from None
+      raise ConfigError(f"{LABELS_FILE} in {self._path!r} is not {{\"labels\": [[file, label], ...]}} "
+                        f"({e}).") from None
     if labels is None:
       return None
     table = dict(labels)
     missing = [n for n in self._names if n not in table]
     if missing:
-      raise ValueError(f"{LABELS_FILE} in {self._path!r} lacks labels for {len(missing)} images "
-                       f"(first: {missing[0]!r}); list every image or set \"labels\": null.")
+      raise ConfigError(f"{LABELS_FILE} in {self._path!r} lacks labels for {len(missing)} images "
+                        f"(first: {missing[0]!r}); list every image or set \"labels\": null.")
     values = [table[n] for n in self._names]
     if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in values):
-      raise ValueError(f"{LABELS_FILE} in {self._path!r} has non-integer labels; only class indices are supported.")
+      raise ConfigError(f"{LABELS_FILE} in {self._path!r} has non-integer labels; only class indices are "
+                        "supported.")
     return np.asarray(values, np.int32)
 
   def _open_pil(self, i: int):
@@ -147,8 +148,8 @@ def split_range(split: str, n: int, key: str) -> tuple[int, int]:
   """[start, stop) of ``'train'`` / ``'all'`` with an optional ``[a:b]`` slice (ints or percents)."""
   m = re.fullmatch(r"\s*(train|all)\s*(?:\[\s*(-?\d+%?)?\s*:\s*(-?\d+%?)?\s*\])?\s*", split)
   if m is None:
-    raise ValueError(f"Unknown {key}={split!r} for image_folder; use 'train' (all images) or a slice such "
-                     "as 'train[:90%]' / 'train[90%:]' / 'train[:1000]'.")
+    raise ConfigError(f"Unknown {key}={split!r} for image_folder; use 'train' (all images) or a slice such "
+                      "as 'train[:90%]' / 'train[90%:]' / 'train[:1000]'.")
 
   def bound(s, default):
     if s is None:
@@ -160,7 +161,7 @@ def split_range(split: str, n: int, key: str) -> tuple[int, int]:
 
 
 def _source(cfg, split: str, key: str):
-  src = ImageFolderSource(str(_opt(cfg, "data_dir", "")))
+  src = ImageFolderSource(str(lookup(cfg, "data_dir", "")))
   start, stop = split_range(split, len(src), key)
   return src, _Subset(src, start, stop)
 
@@ -173,7 +174,7 @@ def _spec(cfg, src: ImageFolderSource):
 
 def build(cfg, *, train: bool):
   key = "data.split" if train else "data.eval_split"
-  split = str(_opt(cfg, "split" if train else "eval_split", "train"))
+  split = str(lookup(cfg, "split" if train else "eval_split", "train"))
   src, subset = _source(cfg, split, key)
   train_fn, eval_fn = images.make_transforms(_spec(cfg, src))
   return subset, (train_fn if train else eval_fn)
@@ -181,6 +182,6 @@ def build(cfg, *, train: bool):
 
 def output_spec(cfg) -> tuple[tuple[int, int, int], bool]:
   """((H, W, C) of a training image, has labels), from the first image's header."""
-  src = ImageFolderSource(str(_opt(cfg, "data_dir", "")))
+  src = ImageFolderSource(str(lookup(cfg, "data_dir", "")))
   spec = _spec(cfg, src)
   return (*spec.output_side(*src.image_size(0)), src.channels), src.labelled

@@ -26,6 +26,8 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from jaxgen.errors import ConfigError
+
 CROPS = ("none", "center", "random", "inception")
 RESIZE_METHODS = ("bicubic", "bilinear", "lanczos", "box", "nearest")
 INCEPTION_SCALE = (0.08, 1.0)
@@ -49,14 +51,17 @@ class ImageSpec:
 
   def validate(self) -> None:
     if self.crop not in CROPS:
-      raise ValueError(f"Unknown data.crop={self.crop!r}; use one of {', '.join(CROPS)} or '' for the data set default.")
+      raise ConfigError(f"Unknown data.crop={self.crop!r}; use one of {', '.join(CROPS)} or '' for the data "
+                        "set default.")
     if self.resize_method not in RESIZE_METHODS:
-      raise ValueError(f"Unknown data.resize_method={self.resize_method!r}; use one of {', '.join(RESIZE_METHODS)}.")
+      raise ConfigError(f"Unknown data.resize_method={self.resize_method!r}; use one of "
+                        f"{', '.join(RESIZE_METHODS)}.")
     if self.resolution < 0 or self.crop_size < 0 or self.crop_padding < 0 or not 0 < self.crop_fraction <= 1:
-      raise ValueError("data.resolution, data.crop_size and data.crop_padding must be ≥ 0 and data.crop_fraction "
-                       f"in (0, 1]; got {self.resolution}, {self.crop_size}, {self.crop_padding}, {self.crop_fraction}.")
+      raise ConfigError("data.resolution, data.crop_size and data.crop_padding must be ≥ 0 and "
+                        f"data.crop_fraction in (0, 1]; got {self.resolution}, {self.crop_size}, "
+                        f"{self.crop_padding}, {self.crop_fraction}.")
     if self.crop == "inception" and not self.resolution:
-      raise ValueError("data.crop='inception' needs an output size; set data.resolution (e.g. 224).")
+      raise ConfigError("data.crop='inception' needs an output size; set data.resolution (e.g. 224).")
 
   def eval_spec(self) -> "ImageSpec":
     """The deterministic evaluation counterpart: no flip/augment, random crops become central."""
@@ -80,7 +85,7 @@ class ImageSpec:
 def square_side(height: int, width: int, crop_size: int, crop_fraction: float) -> int:
   s = crop_size if crop_size > 0 else int(min(height, width) * crop_fraction)
   if not 0 < s <= min(height, width):
-    raise ValueError(f"Crop side {s} does not fit a {height}×{width} image; lower data.crop_size.")
+    raise ConfigError(f"Crop side {s} does not fit a {height}×{width} image; lower data.crop_size.")
   return s
 
 

@@ -27,6 +27,8 @@ import numpy as np
 
 import grain
 
+from jaxgen.errors import ConfigError
+
 Batch = dict[str, np.ndarray]
 
 
@@ -61,7 +63,7 @@ def derive_seed(seed: int, tag: int) -> int:
 
 def check_layout(batch_size: int, process_index: int, process_count: int) -> None:
   if not isinstance(batch_size, (int, np.integer)) or batch_size <= 0:
-    raise ValueError(f"batch_size must be a positive integer (the per-process batch), got {batch_size!r}.")
+    raise ConfigError(f"batch_size must be a positive integer (the per-process batch), got {batch_size!r}.")
   if not (isinstance(process_count, (int, np.integer)) and process_count >= 1
           and 0 <= process_index < process_count):
     raise ValueError(f"process_index={process_index!r} must lie in [0, process_count={process_count!r}); "
@@ -142,8 +144,8 @@ def stack(records: list[dict[str, Any]]) -> Batch:
   for k in records[0]:
     shapes = {np.shape(r[k]) for r in records}
     if len(shapes) > 1:
-      raise ValueError(f"Examples of one batch have different {k!r} shapes {sorted(shapes)}; set "
-                       "data.resolution (and data.crop='center') so every image gets the same size.")
+      raise ConfigError(f"Examples of one batch have different {k!r} shapes {sorted(shapes)}; set "
+                        "data.resolution (and data.crop='center') so every image gets the same size.")
     out[k] = np.stack([r[k] for r in records])
   return out
 
@@ -153,7 +155,7 @@ def train_stream(source, transform: Callable[[dict, np.random.Generator], dict],
   """Infinite, per-epoch reshuffled, per-process batches of ``transform(source[...], rng)``."""
   check_layout(batch_size, process_index, process_count)
   if len(source) == 0:
-    raise ValueError("The training split is empty; check data.split.")
+    raise ConfigError("The training split is empty; check data.split.")
   ds = grain.MapDataset.source(source).shuffle(seed=derive_seed(seed, 1)).repeat()
   ds = ds.random_map(transform, seed=derive_seed(seed, 2))
   ds = ds[process_index::process_count]
@@ -172,7 +174,7 @@ def eval_stream(source, transform: Callable[[dict], dict], *, batch_size: int, p
   check_layout(batch_size, process_index, process_count)
   n = len(source) if limit <= 0 else min(limit, len(source))
   if n == 0:
-    raise ValueError("The evaluation split is empty; check data.eval_split.")
+    raise ConfigError("The evaluation split is empty; check data.eval_split.")
   g = batch_size * process_count
   total = math.ceil(n / g) * g
   first = transform(source[0])

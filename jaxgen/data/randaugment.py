@@ -21,6 +21,8 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageEnhance, ImageOps
 
+from jaxgen.errors import ConfigError
+
 _MAX_LEVEL = 10.0
 FILL = 128
 
@@ -128,7 +130,7 @@ def apply_op(image: np.ndarray, name: str, level: float, rng: np.random.Generato
     return _affine(image, (1.0, 0.0, 0.0, 0.0, 1.0, -sign * translate_const * f))
   if name == "Cutout":
     return cutout(image, int(f * cutout_const), rng)
-  raise ValueError(f"unknown augmentation op {name!r}: use one of {', '.join(RANDAUGMENT_OPS)}.")
+  raise ConfigError(f"unknown augmentation op {name!r}: use one of {', '.join(RANDAUGMENT_OPS)}.")
 
 
 def _check(image: np.ndarray) -> np.ndarray:

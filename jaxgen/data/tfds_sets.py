@@ -26,8 +26,10 @@ import re
 from dataclasses import dataclass
 from typing import Optional
 
+from jaxgen.config_schema import lookup
 from jaxgen.data import images
 from jaxgen.data.images import ImageSpec
+from jaxgen.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -50,13 +52,8 @@ INFO = {
 }
 
 
-class NotPreparedError(ValueError):
+class NotPreparedError(ConfigError):
   """A TFDS data set is not prepared (in array_record format) under the data directory."""
-
-
-def _opt(cfg, key, default):
-  from jaxgen.data import opt  # noqa: PLC0415
-  return opt(cfg, key, default)
 
 
 def prepare_command(name: str, data_dir: str = "") -> str:
@@ -88,8 +85,9 @@ def check_prepared(name: str, data_dir: str = "") -> None:
     raise NotPreparedError(f"TFDS data set {name!r} is not prepared in {where}; prepare it once with: "
                            f"{prepare_command(name, data_dir)}{_manual_note(name)}")
   if builder.info.file_format != file_adapters.FileFormat.ARRAY_RECORD:
-    raise NotPreparedError(f"TFDS data set {name!r} in {where} is stored as {builder.info.file_format.value}, "
-                           f"but random access needs array_record; rebuild it with: "
+    raise NotPreparedError(f"TFDS data set {name!r} in {where} is stored as "
+                           f"{builder.info.file_format.value}, but random access needs array_record; rebuild "
+                           f"it with: "
                            f"{prepare_command(name, data_dir)}")
 
 
@@ -97,29 +95,29 @@ def _check_split(name: str, split: str, info: TfdsInfo, key: str) -> None:
   for part in split.split("+"):
     base = re.match(r"\s*([A-Za-z_]+)", part)
     if base is None or base.group(1) not in info.splits:
-      raise ValueError(f"Unknown split {key}={split!r} for {name}; use one of {', '.join(info.splits)} "
-                       "(TFDS slicing such as 'train[:90%]' is allowed).")
+      raise ConfigError(f"Unknown split {key}={split!r} for {name}; use one of {', '.join(info.splits)} "
+                        "(TFDS slicing such as 'train[:90%]' is allowed).")
 
 
 def _augment_fn(cfg):
-  policy = str(_opt(cfg, "augment", ""))
+  policy = str(lookup(cfg, "augment", ""))
   if not policy:
     return None
   if policy not in ("randaugment", "autoaugment"):
-    raise ValueError(f"Unknown data.augment={policy!r}; use '', 'randaugment' or 'autoaugment'.")
+    raise ConfigError(f"Unknown data.augment={policy!r}; use '', 'randaugment' or 'autoaugment'.")
   try:
     module = importlib.import_module("jaxgen.data.randaugment")
   except ModuleNotFoundError as e:
     if e.name != "jaxgen.data.randaugment":
       raise
-    raise ValueError(f"data.augment={policy!r} needs jaxgen/data/randaugment.py, which this checkout lacks; "
-                     "set data.augment='' or add that module.") from None
+    raise ConfigError(f"data.augment={policy!r} needs jaxgen/data/randaugment.py, which this checkout lacks; "
+                      "set data.augment='' or add that module.") from None
   fn = getattr(module, policy, None)
   if fn is None:
-    raise ValueError(f"jaxgen.data.randaugment has no function {policy}(image, rng, ...); "
-                     f"set data.augment='' or implement it.")
+    raise ConfigError(f"jaxgen.data.randaugment has no function {policy}(image, rng, ...); "
+                      f"set data.augment='' or implement it.")
   if policy == "randaugment":
-    layers, magnitude = int(_opt(cfg, "augment_layers", 2)), int(_opt(cfg, "augment_magnitude", 9))
+    layers, magnitude = int(lookup(cfg, "augment_layers", 2)), int(lookup(cfg, "augment_magnitude", 9))
     return lambda image, rng: fn(image, rng, num_layers=layers, magnitude=magnitude)
   return fn
 
@@ -128,21 +126,21 @@ def image_spec(cfg, info_shape, channels: int, labelled: bool, default_crop: str
                default_crop_size: int = 0, default_resize: str = "bicubic", label_key: str = "label",
                name: str = "") -> ImageSpec:
   """The ImageSpec of ``cfg`` (data block) over a data set's defaults; checks the output size is fixed."""
-  crop = str(_opt(cfg, "crop", "")) or default_crop
-  crop_size = int(_opt(cfg, "crop_size", 0))
-  fraction = float(_opt(cfg, "crop_fraction", 0.0))
+  crop = str(lookup(cfg, "crop", "")) or default_crop
+  crop_size = int(lookup(cfg, "crop_size", 0))
+  fraction = float(lookup(cfg, "crop_fraction", 0.0))
   if not crop_size and not fraction:
     crop_size = default_crop_size
   spec = ImageSpec(crop=crop, crop_size=crop_size, crop_fraction=fraction or 1.0,
-                   crop_padding=int(_opt(cfg, "crop_padding", 0)),
-                   resolution=int(_opt(cfg, "resolution", 0)),
-                   resize_method=str(_opt(cfg, "resize_method", "")) or default_resize,
-                   flip=bool(_opt(cfg, "random_flip", False)), channels=channels,
+                   crop_padding=int(lookup(cfg, "crop_padding", 0)),
+                   resolution=int(lookup(cfg, "resolution", 0)),
+                   resize_method=str(lookup(cfg, "resize_method", "")) or default_resize,
+                   flip=bool(lookup(cfg, "random_flip", False)), channels=channels,
                    label_key=label_key if labelled else None, augment=_augment_fn(cfg))
   spec.validate()
   if info_shape is None and not spec.resolution and not (crop in ("center", "random") and crop_size):
-    raise ValueError(f"{name or 'This data set'} has images of different sizes; set data.resolution "
-                     "(e.g. --config.data.resolution=224).")
+    raise ConfigError(f"{name or 'This data set'} has images of different sizes; set data.resolution "
+                      "(e.g. --config.data.resolution=224).")
   return spec
 
 
@@ -172,7 +170,7 @@ def build(cfg, name: str, split: str, *, train: bool):
   info = _info(name)
   _check_split(name, split, info, "data.split" if train else "data.eval_split")
   spec = spec_for(cfg, name)
-  data_dir = str(_opt(cfg, "data_dir", ""))
+  data_dir = str(lookup(cfg, "data_dir", ""))
   check_prepared(name, data_dir)
   source = tfds.data_source(name, split=split, data_dir=data_dir or None, download=False)
   train_fn, eval_fn = images.make_transforms(spec)

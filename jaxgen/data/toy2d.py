@@ -38,7 +38,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxgen.errors import ConfigError
+
 NAMES = ("8gaussians", "25gaussians", "swiss_roll", "checkerboard", "two_moons", "rings")
+MIXTURES = ("8gaussians", "25gaussians")   # the Gaussian mixtures (``mixture``; mode coverage)
 
 RING_RADII = (3.0, 2.25, 1.5, 0.75)
 RING_STD = 0.08
@@ -62,7 +65,7 @@ class GaussianMixture(NamedTuple):
 
 def _check(name: str) -> None:
   if name not in NAMES:
-    raise ValueError(f"Unknown 2-D toy data set {name!r}; set data.toy to one of {', '.join(NAMES)}.")
+    raise ConfigError(f"Unknown 2-D toy data set {name!r}; set data.toy to one of {', '.join(NAMES)}.")
 
 
 def mixture(name: str) -> GaussianMixture:

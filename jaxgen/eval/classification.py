@@ -5,6 +5,8 @@ broken as ``jax.lax.top_k`` does (lower index first), so a constant logit vector
 for labels < k only. ``evaluate_classifier`` streams eval batches (dicts with 'image', 'label' and
 the padding 'mask' of the last batch) through a compiled ``logits_fn(*args, images)`` and returns
 ``{'top1', 'top5', 'loss', 'count'}`` (accuracies in [0, 1], mean cross-entropy without smoothing).
+The ``accuracy`` evaluator of ``config.evals`` (``jaxgen.eval.evaluators``) runs it on a task's
+``'predict'`` function.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from typing import Callable, Iterable, Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from jaxgen.errors import ConfigError
 
 
 def topk_correct(logits: jax.Array, labels: jax.Array, k: int) -> jax.Array:
@@ -64,7 +68,7 @@ def evaluate_classifier(logits_fn: Callable[..., jax.Array], batches: Iterable[d
     for key, v in s.items():
       totals[key] = totals.get(key, 0.0) + float(v)
   if not totals:
-    raise ValueError("classification evaluation got no batches: set data.eval_split (e.g. 'test').")
+    raise ConfigError("classification evaluation got no batches: set --config.data.eval_split (e.g. 'test').")
   if jax.process_count() > 1:
     from jax.experimental import multihost_utils  # noqa: PLC0415
     keys = sorted(totals)

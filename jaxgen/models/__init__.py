@@ -24,6 +24,8 @@ from typing import Any, Callable
 import jax
 import jax.numpy as jnp
 
+from jaxgen.errors import ConfigError
+
 __all__ = ["register", "create", "example_inputs", "param_shapes", "count_params", "names", "ModelSpec"]
 
 
@@ -72,6 +74,16 @@ def _discover() -> None:
   _DISCOVERED = True
 
 
+class UnknownModelError(ConfigError, KeyError):
+  """``model.name`` is not registered (a ConfigError; also a KeyError, as registry lookups were)."""
+  __str__ = BaseException.__str__
+
+
+class BadOverridesError(ConfigError, TypeError):
+  """The model's constructor refuses ``model.overrides`` (a ConfigError; also a TypeError)."""
+  __str__ = BaseException.__str__
+
+
 def names() -> list[str]:
   """All registered model names, sorted."""
   _discover()
@@ -83,7 +95,7 @@ def _spec(name: str) -> ModelSpec:
   if name not in _REGISTRY:
     close = difflib.get_close_matches(name, _REGISTRY, n=3)
     hint = f" Did you mean {', '.join(close)}?" if close else ""
-    raise KeyError(f"unknown model {name!r}: set model.name to one of jaxgen.models.names().{hint}")
+    raise UnknownModelError(f"unknown model {name!r}: set model.name to one of jaxgen.models.names().{hint}")
   return _REGISTRY[name]
 
 
@@ -94,7 +106,7 @@ def create(name: str, **overrides: Any):
   try:
     return spec.factory(**overrides)
   except TypeError as e:
-    raise TypeError(f"model {name!r} does not take these overrides ({e}); check the model.* keys "
+    raise BadOverridesError(f"model {name!r} does not take these overrides ({e}); check the model.* keys "
                     f"of the config against {spec.module}.") from None
 
 

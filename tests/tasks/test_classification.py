@@ -2,7 +2,10 @@
 RMSProp, BatchNorm statistics through train_step, RandAugment/AutoAugment ops."""
 
 import functools
+import importlib.util
 import math
+import pathlib
+import re
 
 import jax
 import jax.numpy as jnp
@@ -12,6 +15,7 @@ import pytest
 
 from jaxgen.configs import base_config
 from jaxgen.data import randaugment as ra
+from jaxgen.errors import ConfigError
 from jaxgen.eval import classification as ce
 from jaxgen.tasks import classification
 
@@ -49,6 +53,7 @@ def _config(**opt):
       dict(width=0.1, num_classes=10, blocks=((1, 8, 1, 1), (6, 8, 2, 2)), stem_stride=1))
   c.task.name = "classification"
   c.task.label_smoothing = 0.1
+  c.evals.accuracy = dict(type="accuracy")
   c.batch_size = 16
   c.num_train_steps = 10
   for k, v in opt.items():
@@ -131,6 +136,53 @@ def test_bad_input_names_the_fix():
   task = classification.Task(_config(name="sgd"))
   with pytest.raises(ValueError, match="labelled data set"):
     task.init_variables(jax.random.key(0), {"x": np.zeros((2, 2), np.float32)})
+
+
+def test_task_keys_are_typed_and_unknown_keys_are_errors():
+  task = classification.Task(_config(name="sgd"))
+  assert task.cfg == classification.ClassificationConfig(label_smoothing=0.1)
+  assert task.cfg.aux_loss_weight == 0.3 and task.cfg.decay_biases and task.cfg.eval_ema
+  c = _config(name="sgd")
+  c.task.label_smothing = 0.2
+  with pytest.raises(ConfigError, match=r"config\.task\.label_smothing is not an option of "
+                                        r"ClassificationConfig \(did you mean 'label_smoothing'\?\)"):
+    classification.Task(c)
+  c = _config(name="sgd")
+  c.task.random_shift = 1.5
+  with pytest.raises(ConfigError, match=r"config\.task\.random_shift=1\.5 must be an integer"):
+    classification.Task(c)
+  c = _config(name="sgd")
+  c.model.name = ""
+  with pytest.raises(ConfigError, match=r"config\.model\.name is empty"):
+    classification.Task(c)
+
+
+# Every variant of every classification experiment (the variants their docstrings list).
+VARIANTS = {
+    "classification/digits_mobilenet_v2.py": (None, "smoke"),
+    "efficientnet/imagenet_efficientnet.py": ("b0", "b1", "b2", "b3", "b4", "b5", "b6", "b7", "smoke"),
+    "googlenet/imagenet_googlenet.py": (None, "paper", "smoke"),
+    "mobilenet/imagenet_mobilenet_v1.py": ("1.0", "0.75", "0.5", "0.25", "smoke"),
+    "mobilenet/imagenet_mobilenet_v2.py": (None, "smoke"),
+    "mobilenet/imagenet_mobilenet_v3.py": ("large", "small", "smoke"),
+    "shufflenet/imagenet_shufflenet_v1.py": ("g1", "g2", "g3", "g4", "g8", "smoke"),
+    "shufflenet/imagenet_shufflenet_v2.py": ("x0_5", "x1_0", "x1_5", "x2_0", "smoke"),
+    "xception/imagenet_xception.py": (None, "smoke"),
+}
+EXPERIMENTS = pathlib.Path(__file__).resolve().parents[2] / "experiments"
+
+
+@pytest.mark.parametrize("relpath,variant", [(f, v) for f, vs in VARIANTS.items() for v in vs])
+def test_every_classification_experiment_builds_its_task(relpath, variant):
+  name = "_exp_" + relpath.replace("/", "_")[:-3]
+  spec = importlib.util.spec_from_file_location(name, EXPERIMENTS / relpath)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  c = module.get_config(variant)
+  c.lock()
+  task = classification.Task(c)       # typed task keys (an unknown key raises), config.evals checked
+  assert task.cfg.num_classes == c.task.num_classes
+  assert c.evals.accuracy.to_dict() == {"type": "accuracy"}
 
 
 def test_random_translate_is_an_edge_padded_shift():
