@@ -14,11 +14,12 @@ Euclidean distance, W_p = (min_π Σ π_ij ‖x_i − y_j‖^p)^{1/p} over coupl
   P_ij = a_i b_j exp((f_i + g_j − C_ij)/ε) after alternating soft-min updates of the potentials
   f, g; returns ⟨P, C⟩, which tends to the LP value as ε → 0. ε is in units of the cost.
 - ``gaussian_w2``: W2(N(μ₁, Σ₁), N(μ₂, Σ₂))² = ‖μ₁−μ₂‖² + tr(Σ₁ + Σ₂ − 2(Σ₂^{½} Σ₁ Σ₂^{½})^{½})
-  (Dowson & Landau 1982; Givens & Shortt 1984), square roots by ``eigh``.
+  (Dowson & Landau 1982; Givens & Shortt 1984), square roots by ``eigh`` in float64 on host. It is
+  also the Fréchet distance of FID (``jaxgen.eval.frechet`` calls it; docs/reference.md §3).
 - ``kr_dual_estimate``: E_x[f] − E_y[f], a lower bound of W1(x, y) whenever f is 1-Lipschitz
   (Kantorovich–Rubinstein duality: W1 = sup_{‖f‖_L ≤ 1} E_x f − E_y f).
 
-Only jax and numpy are needed at import.
+Part of the pure core: only jax and numpy are needed at import (tests/test_packaging.py).
 """
 
 from __future__ import annotations
@@ -161,12 +162,19 @@ def sinkhorn_cost(cost, a=None, b=None, *, epsilon: float, max_iters: int = 10_0
 
   f_i = −ε log Σ_j b_j exp((g_j − C_ij)/ε),  g_j = −ε log Σ_i a_i exp((f_i − C_ij)/ε),
   iterated until the column-marginal error (the rows are exact after each f-update) is below
-  ``tol`` (float32 bottoms out near 1e-6) or ``max_iters``. Works for ε far below the cost scale (no exp of C/ε is formed).
+  ``tol`` (float32 bottoms out near 1e-6) or ``max_iters``. Works for ε far below the cost scale (no
+  exp of C/ε is formed).
   """
   c = _float(cost)
   n, m = c.shape
-  a = jnp.full((n,), 1.0 / n, c.dtype) if a is None else jnp.asarray(a, c.dtype) / jnp.sum(jnp.asarray(a, c.dtype))
-  b = jnp.full((m,), 1.0 / m, c.dtype) if b is None else jnp.asarray(b, c.dtype) / jnp.sum(jnp.asarray(b, c.dtype))
+
+  def weights(w, k):   # normalized to mass 1; uniform by default
+    if w is None:
+      return jnp.full((k,), 1.0 / k, c.dtype)
+    w = jnp.asarray(w, c.dtype)
+    return w / jnp.sum(w)
+
+  a, b = weights(a, n), weights(b, m)
   eps = jnp.asarray(epsilon, c.dtype)
   log_a, log_b = jnp.log(a), jnp.log(b)
 
@@ -206,27 +214,38 @@ def sinkhorn(x, y, epsilon: float, x_weights=None, y_weights=None, p: float = 2.
 
 
 # ------------------------------------------------------------------------------------ Gaussian
-def sqrtm_psd(s) -> jax.Array:
-  """Symmetric PSD square root V·diag(√max(λ, 0))·Vᵀ from ``eigh`` of (S + Sᵀ)/2."""
-  s = _float(s)
-  lam, v = jnp.linalg.eigh(0.5 * (s + s.T))
-  return (v * jnp.sqrt(jnp.maximum(lam, 0.0))) @ v.T
+def sqrtm_psd(s) -> np.ndarray:
+  """Symmetric PSD square root V·diag(√max(λ, 0))·Vᵀ from ``eigh`` of (S + Sᵀ)/2 (float64, host)."""
+  s = np.asarray(s, np.float64)
+  lam, v = np.linalg.eigh(0.5 * (s + s.T))
+  return (v * np.sqrt(np.maximum(lam, 0.0))) @ v.T
 
 
-def gaussian_w2(mean1, cov1, mean2, cov2, squared: bool = False) -> jax.Array:
-  """W2 between N(mean1, cov1) and N(mean2, cov2) in closed form (W2² with ``squared``)."""
-  m1, m2 = jnp.atleast_1d(_float(mean1)), jnp.atleast_1d(_float(mean2))
-  s1, s2 = jnp.atleast_2d(_float(cov1)), jnp.atleast_2d(_float(cov2))
+def gaussian_w2(mean1, cov1, mean2, cov2, squared: bool = False) -> float:
+  """W2 between N(mean1, cov1) and N(mean2, cov2) in closed form (W2² with ``squared``).
+
+  The one implementation of this formula in jaxgen: the Fréchet distance of FID and the digits FD
+  (``jaxgen.eval.frechet``) is W2². Host float64 (FID's 2048-d covariances need float64; jax
+  computes in float32 by default), so it is not traced: call it outside ``jit``.
+
+  tr((Σ₂^½ Σ₁ Σ₂^½)^½) = Σᵢ √λᵢ with λᵢ the eigenvalues of the PSD matrix M = Σ₂^½ Σ₁ Σ₂^½ (two
+  symmetric ``eigh``; eigenvalues rounded below 0 count as 0). Σ₁Σ₂ = (Σ₁Σ₂^½)·Σ₂^½ and M = Σ₂^½·(Σ₁Σ₂^½)
+  have the same eigenvalues, so this equals tr((Σ₁Σ₂)^½), the TTUR / pytorch-fid form computed with
+  ``scipy.linalg.sqrtm`` (equal to 1e-9 relative in tests/eval/test_frechet.py); singular
+  covariances need no diagonal offset here.
+  """
+  m1, m2 = np.atleast_1d(np.asarray(mean1, np.float64)), np.atleast_1d(np.asarray(mean2, np.float64))
+  s1, s2 = np.atleast_2d(np.asarray(cov1, np.float64)), np.atleast_2d(np.asarray(cov2, np.float64))
   if m1.shape != m2.shape or s1.shape != s2.shape or s1.shape != (m1.shape[0],) * 2:
     raise ValueError(f"gaussian_w2 needs means [d] and covariances [d, d] of one d, got "
                      f"{m1.shape}, {s1.shape}, {m2.shape}, {s2.shape}.")
   r2 = sqrtm_psd(s2)
   cross = r2 @ s1 @ r2
-  lam = jnp.linalg.eigvalsh(0.5 * (cross + cross.T))
-  tr_cross = jnp.sum(jnp.sqrt(jnp.maximum(lam, 0.0)))
-  w2sq = jnp.sum(jnp.square(m1 - m2)) + jnp.trace(s1) + jnp.trace(s2) - 2.0 * tr_cross
-  w2sq = jnp.maximum(w2sq, 0.0)
-  return w2sq if squared else jnp.sqrt(w2sq)
+  lam = np.linalg.eigvalsh(0.5 * (cross + cross.T))
+  tr_cross = np.sum(np.sqrt(np.maximum(lam, 0.0)))
+  diff = m1 - m2
+  w2sq = max(float(diff @ diff + np.trace(s1) + np.trace(s2) - 2.0 * tr_cross), 0.0)
+  return w2sq if squared else float(np.sqrt(w2sq))
 
 
 # -------------------------------------------------------------------------------------- duality

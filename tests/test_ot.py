@@ -24,7 +24,7 @@ def test_w1_1d_matches_scipy_unequal_sizes_and_weights():
 def test_w1_1d_equal_sizes_is_mean_sorted_difference_and_jits():
   r = np.random.default_rng(1)
   x, y = r.normal(size=64), r.exponential(size=64)
-  expected = np.mean(np.abs(np.sort(x) - np.sort(y)))  # REFERENCE.md §3
+  expected = np.mean(np.abs(np.sort(x) - np.sort(y)))  # docs/reference.md §3
   np.testing.assert_allclose(jax.jit(ot.wasserstein_1d)(x, y), expected, rtol=1e-5)
 
 

@@ -29,6 +29,8 @@ from typing import Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from jaxgen.errors import ConfigError
+
 __all__ = [
     "mean", "minimax_d_loss", "minimax_g_loss", "non_saturating_g_loss", "hinge_d_loss",
     "hinge_g_loss", "least_squares_d_loss", "least_squares_g_loss", "wasserstein_critic_loss",
@@ -131,5 +133,5 @@ LOSSES = {
 def get_loss(name: str) -> GanLoss:
   """The (D, G) loss pair named ``name`` (one of ``LOSSES``)."""
   if name not in LOSSES:
-    raise ValueError(f"GAN loss {name!r} is unknown: set task.loss to one of {', '.join(LOSSES)}.")
+    raise ConfigError(f"GAN loss {name!r} is unknown: set task.loss to one of {', '.join(LOSSES)}.")
   return LOSSES[name]

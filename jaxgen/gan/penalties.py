@@ -10,16 +10,21 @@ with respect to x_i is ∇f(x_i).
 - R1 (Mescheder et al. 2018, eq. 9): R1 = (γ/2)·E_p[‖∇D(x)‖²] on real data (R2: the same on fakes).
   ``r1_penalty`` returns E‖∇D(x)‖²; the caller multiplies by γ/2.
 - Weight clipping (Arjovsky et al. 2017, Alg. 1): after every critic update w ← clip(w, −c, c),
-  c = 0.01; here an optax ``GradientTransformation`` placed last in the critic's chain.
+  c = 0.01; here an optax ``GradientTransformation`` placed last in the critic's chain. optax is
+  imported when ``weight_clipping`` is called, so this module (part of the pure core) needs only jax.
 """
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import jax
 import jax.numpy as jnp
-import optax
+
+from jaxgen.errors import ConfigError
+
+if TYPE_CHECKING:
+  import optax
 
 __all__ = ["interpolates", "input_gradients", "safe_norm", "gradient_penalty", "r1_penalty",
            "weight_clipping"]
@@ -77,10 +82,16 @@ def weight_clipping(clip_value: float) -> optax.GradientTransformation:
   [−c, c] in floating point (if t and p are within a factor 2, t − p is exact by Sterbenz's lemma;
   otherwise one ulp of u moves p + u past the bound, so a few ``nextafter`` nudges suffice).
   """
+  try:
+    import optax  # noqa: PLC0415 (the pure core imports only jax and numpy)
+  except ModuleNotFoundError as e:
+    raise ModuleNotFoundError("jaxgen.gan.weight_clipping builds an optax transform: pip install optax "
+                              "(or 'jaxgen[train]').", name=e.name) from e
+
   c = float(clip_value)
   if not c > 0:
-    raise ValueError(f"weight clipping needs a positive clip value, got {clip_value}; set "
-                     "task.clip_value > 0 or disable clipping with 0.")
+    raise ConfigError(f"weight clipping needs a positive clip value, got {clip_value}; set "
+                      "task.clip_value > 0 or disable clipping with 0.")
 
   def _clipping_update(p, u):
     # t − p rounds, so p + (t − p) may land one ulp outside [−c, c]; nudge u by ulps until the

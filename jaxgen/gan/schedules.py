@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
+from jaxgen.errors import ConfigError
+
 SCHEDULES = ("constant", "wgan")
 WGAN_WARMUP_GEN_STEPS = 25
 WGAN_DENSE_ITERS = 100
@@ -27,10 +29,10 @@ WGAN_EVERY = 500
 
 def _check(schedule: str, n_critic: int) -> None:
   if schedule not in SCHEDULES:
-    raise ValueError(f"n_critic schedule {schedule!r} is unknown: set task.n_critic_schedule to one "
-                     f"of {', '.join(SCHEDULES)}.")
+    raise ConfigError(f"n_critic schedule {schedule!r} is unknown: set task.n_critic_schedule to one "
+                      f"of {', '.join(SCHEDULES)}.")
   if int(n_critic) < 1:
-    raise ValueError(f"task.n_critic must be >= 1, got {n_critic}.")
+    raise ConfigError(f"task.n_critic must be >= 1, got {n_critic}.")
 
 
 def critic_iters(gen_step, n_critic: int, schedule: str = "constant"):

@@ -4,11 +4,26 @@
     y, upd = layer.apply(v, x, update_stats=True, mutable=['spectral'])
 
 Each wrapped kernel W (reshaped to [fan_in, out], the last axis being the output) is replaced by
-W / σ̂(W), σ̂ the power-iteration estimate of its largest singular value. The persistent vector
-u ∈ R^out lives in the ``spectral`` collection; with ``update_stats=True`` (training) it advances
-``n_power_iterations`` steps, v ← Wu/‖Wu‖, u ← Wᵀv/‖Wᵀv‖, and σ̂ = ‖W u‖ (= vᵀWu); u is a constant
-for differentiation (Miyato et al., Alg. 1). With ``update_stats=False`` the stored u is used as is,
-so evaluation is deterministic and never changes the state.
+W / σ̂(W), σ̂ a power-iteration estimate of its largest singular value. The persistent vector
+u ∈ R^out lives in the ``spectral`` collection. With ``update_stats=True`` (training) u advances
+``n_power_iterations`` steps, v ← Wu/‖Wu‖, u ← Wᵀv/‖Wᵀv‖, is stored, and σ̂ = ‖W u‖ with the *new* u;
+u is a constant for differentiation. With ``update_stats=False`` the stored u is used as is (no
+iteration), so evaluation is deterministic, cheap and never changes the state, like BatchNorm's
+running statistics. Needs Flax; ``jaxgen.gan`` imports this module only when one of its names is used.
+
+Why not ``flax.linen.SpectralNorm`` (compared in tests/gan/test_penalties.py, flax 0.12): it differs
+in three ways that change results or checkpoints.
+  1. The estimate. After the same step (v₁ = Wu₀/‖Wu₀‖, u₁ = Wᵀv₁/‖Wᵀv₁‖) Flax divides by
+     v₁ᵀWu₁ = ‖Wᵀv₁‖ (Miyato et al.'s Alg. 1, as torch.nn.utils.spectral_norm); this module by
+     ‖Wu₁‖, half a power step further. Both are lower bounds of σ_max that converge to it, and
+     ‖Wu₁‖ ≥ ‖Wᵀv₁‖ (Cauchy–Schwarz), so the same state gives a different normalized kernel.
+  2. Evaluation. With ``update_stats=False`` Flax still runs ``n_steps`` iterations from the stored u
+     (without storing the result); here evaluation reads the stored u, σ̂ = ‖Wu‖.
+  3. The state. Flax keeps u as [1, out] plus σ under '<layer>/kernel/u' in ``batch_stats`` by
+     default (the GAN task refuses a gradient-penalty critic that has ``batch_stats``, since it
+     reads them as BatchNorm's) and names the wrapped layer ``layer_instance`` (here ``layer``), so
+     checkpoints of spectrally normalized critics would not restore.
+(Flax also normalizes by x·rsqrt(‖x‖² + ε) rather than x / max(‖x‖, ε); immaterial at ε = 1e-12.)
 """
 
 from __future__ import annotations
@@ -27,7 +42,10 @@ def _normalize(x, eps):
 
 
 def power_iteration(w2d, u, n: int, eps: float = 1e-12):
-  """n power-iteration steps for the top singular pair of ``w2d[fan_in, out]``; returns (σ̂, u)."""
+  """n power-iteration steps for the top singular pair of ``w2d[fan_in, out]``; returns (σ̂, u).
+
+  σ̂ = ‖w2d·u‖ with the returned u (a lower bound of the largest singular value; n = 0 keeps u).
+  """
   w2d = jnp.asarray(w2d, jnp.float32)
   for _ in range(n):
     v = _normalize(w2d @ u, eps)

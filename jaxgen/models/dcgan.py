@@ -24,6 +24,7 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
+from jaxgen.errors import ConfigError
 from jaxgen.gan.spectral import SpectralNorm
 from jaxgen.models import register
 
@@ -34,7 +35,7 @@ _INIT = nn.initializers.normal(0.02)   # DCGAN: weights ~ N(0, 0.02)
 def _stages(resolution: int) -> int:
   k = math.log2(resolution / 4) if resolution >= 8 else -1
   if k < 1 or k != int(k):
-    raise ValueError(f"DCGAN resolution must be 4·2^k with k ≥ 1 (8, 16, 32, 64, ...), got {resolution}.")
+    raise ConfigError(f"DCGAN resolution must be 4·2^k with k ≥ 1 (8, 16, 32, 64, ...), got {resolution}.")
   return int(k)
 
 
@@ -78,11 +79,11 @@ class DCGANDiscriminator(nn.Module):
   @nn.compact
   def __call__(self, x, train: bool = False):
     if self.norm not in ("batch", "layer", "none"):
-      raise ValueError(f"DCGAN discriminator norm={self.norm!r} is unknown: use 'batch', 'layer' or 'none'.")
+      raise ConfigError(f"DCGAN discriminator norm={self.norm!r} is unknown: use 'batch', 'layer' or 'none'.")
     k = _stages(self.resolution)
     if x.shape[1:] != (self.resolution, self.resolution, self.channels):
-      raise ValueError(f"DCGAN discriminator built for {self.resolution}²×{self.channels} images got "
-                       f"shape {x.shape}; set model overrides resolution/channels to match the data.")
+      raise ConfigError(f"DCGAN discriminator built for {self.resolution}²×{self.channels} images got "
+                        f"shape {x.shape}; set model overrides resolution/channels to match the data.")
 
     def conv(features, name, strides=(2, 2), padding=((1, 1), (1, 1))):
       layer = nn.Conv(features, (4, 4), strides, padding=padding, use_bias=False, kernel_init=_INIT,

@@ -17,6 +17,7 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
+from jaxgen.errors import ConfigError
 from jaxgen.gan.spectral import SpectralNorm
 from jaxgen.models import register
 
@@ -45,7 +46,7 @@ class MLPCritic(nn.Module):
   @nn.compact
   def __call__(self, x, train: bool = False):
     if self.norm not in ("none", "layer"):
-      raise ValueError(f"gan_mlp_d norm={self.norm!r} is unknown: use 'none' or 'layer'.")
+      raise ConfigError(f"gan_mlp_d norm={self.norm!r} is unknown: use 'none' or 'layer'.")
 
     def dense(features, name):
       layer = nn.Dense(features, dtype=self.dtype, name=name if not self.spectral_norm else None)

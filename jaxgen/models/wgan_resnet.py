@@ -24,6 +24,7 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
+from jaxgen.errors import ConfigError
 from jaxgen.models import register
 
 _HE = nn.initializers.variance_scaling(2.0, "fan_in", "uniform")
@@ -112,8 +113,8 @@ class WGANResNetCritic(nn.Module):
   @nn.compact
   def __call__(self, x, train: bool = False):
     if self.norm not in ("none", "layer"):
-      raise ValueError(f"wgan_resnet_d norm={self.norm!r} is unknown: use 'none' or 'layer' (a "
-                       "gradient-penalty critic must not use batch norm).")
+      raise ConfigError(f"wgan_resnet_d norm={self.norm!r} is unknown: use 'none' or 'layer' (a "
+                        "gradient-penalty critic must not use batch norm).")
     dt = self.dtype
     x = x.astype(dt)
     # optimized first block: no pre-activation on the input image

@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxgen import gan
+from jaxgen.errors import ConfigError
 
 # Quadrature grid for p = N(0, 1) and q = N(1.5, 0.8²): ∫ h dp ≈ Σ h(t) p(t) Δt.
 T = np.linspace(-10, 12, 20001)
@@ -71,7 +72,7 @@ def test_hinge_least_squares_wasserstein_values():
   # per-patch outputs and weights (an eval mask) reduce the same way
   np.testing.assert_allclose(gan.wasserstein_g_loss(f[:, None, None, None] * jnp.ones((2, 3, 3, 1)),
                                                     jnp.array([1.0, 0.0])), 2.0)
-  with pytest.raises(ValueError, match="task.loss"):
+  with pytest.raises(ConfigError, match="task.loss"):
     gan.get_loss("wgan")
 
 

@@ -7,6 +7,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxgen import models
+from jaxgen.errors import ConfigError
 
 
 @pytest.mark.parametrize("name,overrides,expected", [
@@ -55,5 +56,16 @@ def test_tiny_forward_shapes_range_and_per_sample_critic(g, d, kw):
 
 
 def test_bad_resolution_names_the_fix():
-  with pytest.raises(ValueError, match="4·2\\^k"):
+  with pytest.raises(ConfigError, match="4·2\\^k"):
     models.param_shapes("dcgan32_g", resolution=48)
+
+
+@pytest.mark.parametrize("name,layers", [("gan_mlp_d", 4), ("dcgan32_d", 4)])
+def test_spectral_norm_keeps_the_parameters_and_adds_one_vector_per_layer(name, layers):
+  # jaxgen.gan.SpectralNorm (kept over flax.linen.SpectralNorm: see its docstring) wraps each layer:
+  # the same trainable count, plus one u ∈ R^out per kernel in the 'spectral' collection.
+  kw = {"norm": "none"} if name.startswith("dcgan") else {}
+  plain = models.init_shapes(name, **kw)
+  sn = models.init_shapes(name, spectral_norm=True, **kw)
+  assert models.count_params(sn["params"]) == models.count_params(plain["params"])
+  assert set(sn) == {"params", "spectral"} and len(jax.tree_util.tree_leaves(sn["spectral"])) == layers

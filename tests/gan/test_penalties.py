@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxgen import gan
+from jaxgen.errors import ConfigError
 
 
 def _linear(w):
@@ -54,7 +55,7 @@ def test_weight_clipping_keeps_every_weight_in_range():
     params = optax.apply_updates(params, updates)
     for leaf in jax.tree_util.tree_leaves(params):
       assert float(jnp.max(jnp.abs(leaf))) <= 0.01
-  with pytest.raises(ValueError, match="clip"):
+  with pytest.raises(ConfigError, match="clip"):
     gan.weight_clipping(0.0)
 
 
@@ -79,6 +80,41 @@ def test_spectral_norm_normalizes_the_top_singular_value():
   np.testing.assert_array_equal(jax.tree_util.tree_leaves(upd)[0], jax.tree_util.tree_leaves(v["spectral"])[0])
 
 
+def test_spectral_norm_differs_from_flax_as_its_docstring_says():
+  """Why jaxgen keeps its own SpectralNorm (jaxgen/gan/spectral.py): on one kernel W and one stored u₀,
+  after v₁ = Wu₀/‖Wu₀‖, u₁ = Wᵀv₁/‖Wᵀv₁‖, ours divides by ‖Wu₁‖ in training and ‖Wu₀‖ in
+  evaluation; flax.linen.SpectralNorm by v₁ᵀWu₁ = ‖Wᵀv₁‖ in both, and it stores u elsewhere. If this
+  fails, Flax changed: re-check whether it now matches and the models can switch to it."""
+  x = jnp.ones((2, 7))
+  ours = gan.SpectralNorm(nn.Dense(5))
+  theirs = nn.SpectralNorm(nn.Dense(5), collection_name="spectral")
+  v = ours.init(jax.random.key(0), x)
+  vf = theirs.init(jax.random.key(0), x, update_stats=False)
+  assert set(v["spectral"]) == {"u_kernel"} and set(v["params"]) == {"layer"}
+  assert set(vf["spectral"]) == {"layer_instance/kernel/u", "layer_instance/kernel/sigma"}
+  assert set(vf["params"]) == {"layer_instance"}
+  w = np.asarray(v["params"]["layer"]["kernel"], np.float64)
+  u0 = np.asarray(v["spectral"]["u_kernel"], np.float64)
+  vf = {"params": {"layer_instance": v["params"]["layer"]},            # the same W and u₀ in Flax's layout
+        "spectral": {**vf["spectral"], "layer_instance/kernel/u": jnp.asarray(u0[None], jnp.float32)}}
+  v1 = w @ u0 / np.linalg.norm(w @ u0)
+  u1 = w.T @ v1 / np.linalg.norm(w.T @ v1)
+
+  def sigma(module, variables, **kw):   # the σ̂ the layer divided its kernel by
+    out = lambda inp: module.apply(variables, inp, **kw)
+    eff = [o[0] if isinstance(o, tuple) else o for o in (out(jnp.eye(7)), out(jnp.zeros((1, 7))))]
+    return float(np.linalg.norm(w) / np.linalg.norm(np.asarray(eff[0] - eff[1], np.float64)))
+
+  train = dict(update_stats=True, mutable=["spectral"])
+  np.testing.assert_allclose(sigma(ours, v, **train), np.linalg.norm(w @ u1), rtol=1e-5)
+  np.testing.assert_allclose(sigma(ours, v), np.linalg.norm(w @ u0), rtol=1e-5)
+  np.testing.assert_allclose(sigma(theirs, vf, **train), np.linalg.norm(w.T @ v1), rtol=1e-5)
+  np.testing.assert_allclose(sigma(theirs, vf, update_stats=False), np.linalg.norm(w.T @ v1), rtol=1e-5)
+  # the two estimates differ on this state (‖Wu₁‖ ≥ v₁ᵀWu₁ by Cauchy–Schwarz), both below σ_max
+  top = np.linalg.svd(w, compute_uv=False)[0]
+  assert np.linalg.norm(w.T @ v1) * 1.01 < np.linalg.norm(w @ u1) <= top * (1 + 1e-9)
+
+
 def test_n_critic_schedules():
   # constant: generator after every n-th critic step
   due = [bool(gan.generator_update_due(s, s // 5, 5)) for s in range(10)]
@@ -96,5 +132,5 @@ def test_n_critic_schedules():
   assert bool(jnp.all(gan.generator_update_due(last, g, 5, "wgan")))
   assert not bool(jnp.any(gan.generator_update_due(last - 1, g, 5, "wgan")))
   np.testing.assert_array_equal(np.diff(np.concatenate([[-1], last]))[:36], [100] * 25 + [5] * 11)
-  with pytest.raises(ValueError, match="n_critic_schedule"):
+  with pytest.raises(ConfigError, match="n_critic_schedule"):
     gan.critic_iters(0, 5, "ttur")
