@@ -8,7 +8,10 @@ Only process 0 of a multi-host run writes (the writers here are no-ops elsewhere
   TensorFlow). ``read_metrics(workdir)`` reads the file back, last record per step.
 - ``Progress``: a tqdm bar (step, loss, img/s, ETA) on interactive terminals, plain periodic lines
   otherwise.
-- ``save_image_grid(images, path)`` / ``save_scatter(points, path)``: PNGs of samples.
+- ``save_image_grid(images, path)`` / ``save_scatter(points, path)``: PNGs of samples. Grids of
+  small images are enlarged by nearest neighbour (``upscale``: each pixel becomes a constant k×k
+  block, k the smallest integer that makes the long side at least ``min_size`` = 512 px, never below
+  1), so the quickstart's 8×8 digits are visible; the raw samples are in the run's ``.npz`` files.
 """
 
 from __future__ import annotations
@@ -205,11 +208,32 @@ def image_grid(images: np.ndarray, ncols: int | None = None, pad: int = 2) -> np
   return grid
 
 
-def save_image_grid(images: np.ndarray, path: str, ncols: int | None = None, pad: int = 2) -> str:
-  """Writes ``image_grid(images)`` as a PNG (grey for 1 channel, RGB for 3) and returns the path."""
+# Long side, in pixels, below which save_image_grid enlarges a grid (by an integer factor).
+MIN_GRID_SIZE = 512
+
+
+def upscale(image: np.ndarray, min_size: int = MIN_GRID_SIZE) -> np.ndarray:
+  """[H, W, ...] -> [k·H, k·W, ...], each pixel a constant k×k block (nearest neighbour).
+
+  k = max(1, ceil(min_size / max(H, W))): the smallest integer factor that makes the long side at
+  least ``min_size`` pixels; an image already that large (or ``min_size <= 0``) is returned as is.
+  """
+  x = np.asarray(image)
+  k = max(1, math.ceil(min_size / max(x.shape[0], x.shape[1]))) if min_size > 0 else 1
+  if k == 1:
+    return x
+  return np.repeat(np.repeat(x, k, axis=0), k, axis=1)
+
+
+def save_image_grid(images: np.ndarray, path: str, ncols: int | None = None, pad: int = 2,
+                    min_size: int = MIN_GRID_SIZE) -> str:
+  """Writes ``upscale(image_grid(images), min_size)`` as a PNG (grey for 1 channel, RGB for 3).
+
+  Returns the path. ``min_size=0`` writes the grid at its own size.
+  """
   from PIL import Image
 
-  grid = image_grid(images, ncols, pad)
+  grid = upscale(image_grid(images, ncols, pad), min_size)
   if grid.shape[-1] == 1:
     img = Image.fromarray(grid[..., 0], mode="L")
   elif grid.shape[-1] == 3:
@@ -244,11 +268,12 @@ def save_scatter(points: np.ndarray, path: str, title: str | None = None, lim: f
   return path
 
 
-def save_samples_png(samples: np.ndarray, path: str) -> str | None:
-  """An image grid for NHWC samples, a scatter plot for [n, 2] points; None for other shapes."""
+def save_samples_png(samples: np.ndarray, path: str, min_size: int = MIN_GRID_SIZE) -> str | None:
+  """An image grid for NHWC samples (enlarged to ``min_size``, see ``upscale``), a scatter plot for
+  [n, 2] points; None for other shapes."""
   s = np.asarray(samples)
   if s.ndim == 4 and s.shape[-1] in (1, 3):
-    return save_image_grid(s, path)
+    return save_image_grid(s, path, min_size=min_size)
   if s.ndim == 2 and s.shape[1] == 2:
     return save_scatter(s, path)
   log.warning("samples of shape %s are neither NHWC images nor [n, 2] points; no PNG written.", s.shape)

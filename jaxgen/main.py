@@ -3,12 +3,26 @@
 Flags: ``--mode train|eval|sample`` (default train), ``--num_samples N`` (``--mode sample``), and
 ``--config.a.b=value`` overrides of the (locked) config: a mistyped key or a value of the wrong type
 is an error. Training resumes from ``DIR/checkpoints`` when it holds checkpoints of a compatible run.
-The work itself lives in ``jaxgen.train``; user errors print one line and exit with status 2.
+The work itself lives in ``jaxgen.train``; user errors print one line and exit with status 2. Every
+mode ends by printing ``jaxgen.train.summary(DIR)``: where the results are (workdir, metrics.jsonl,
+the last checkpoint, the sample PNG) and the headline numbers (the last evaluation's metrics and the
+last training record).
+
+Compilation cache: JAX's persistent cache is on, so a rerun or a resume loads the compiled programs
+instead of compiling them again (every program is cached, CPU ones included).
+``--compilation_cache_dir`` picks the directory; its default is ``$JAXGEN_CACHE_DIR`` when that is
+set, else ``$XDG_CACHE_HOME/jaxgen/xla`` (``~/.cache/jaxgen/xla``); ``--compilation_cache_dir=`` (empty)
+turns the cache off. When ``JAX_COMPILATION_CACHE_DIR`` (JAX's own setting) is set and the flag is not
+given, JAX's setting is used; ``JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS`` /
+``JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES``, when set, also win over this launcher's values (0 s, no
+minimum size). The cache holds one entry per program and jaxlib version; delete the directory to
+reclaim its space.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
 
@@ -22,6 +36,19 @@ config_flags.DEFINE_config_file("config", None, "Experiment config file: path.py
 flags.DEFINE_string("workdir", None, "Directory holding the run: checkpoints, metrics, samples.")
 flags.DEFINE_enum("mode", "train", ["train", "eval", "sample"], "What to do with the run.")
 flags.DEFINE_integer("num_samples", 64, "Number of samples written by --mode sample.")
+
+
+def default_cache_dir() -> str:
+  """``$JAXGEN_CACHE_DIR`` when set (empty: no cache), else ``$XDG_CACHE_HOME/jaxgen/xla``."""
+  if "JAXGEN_CACHE_DIR" in os.environ:
+    return os.environ["JAXGEN_CACHE_DIR"]
+  base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+  return os.path.join(base, "jaxgen", "xla")
+
+
+flags.DEFINE_string("compilation_cache_dir", default_cache_dir(),
+                    "Directory of JAX's persistent compilation cache ('': off). Default: $JAXGEN_CACHE_DIR, "
+                    "else $XDG_CACHE_HOME/jaxgen/xla (~/.cache/jaxgen/xla).")
 
 
 def _fail(msg: str, status: int = 2):
@@ -73,6 +100,31 @@ def _parse_flags(argv):
   return rest
 
 
+def enable_compilation_cache(directory: str, explicit: bool = True) -> str | None:
+  """Turns on JAX's persistent compilation cache in ``directory`` (``''``: turns it off).
+
+  Every compiled program is cached (minimum compile time 0 s, no minimum entry size), unless the
+  JAX_PERSISTENT_CACHE_* environment variables say otherwise. Unless ``explicit``, a
+  JAX_COMPILATION_CACHE_DIR set in the environment wins over ``directory``. Returns the directory
+  in use (None: off). Must run before the first compilation.
+  """
+  import jax
+
+  if not explicit and os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+    directory = os.environ["JAX_COMPILATION_CACHE_DIR"]
+  if not directory:
+    jax.config.update("jax_enable_compilation_cache", False)
+    return None
+  directory = os.path.abspath(os.path.expanduser(directory))
+  jax.config.update("jax_enable_compilation_cache", True)
+  jax.config.update("jax_compilation_cache_dir", directory)
+  if "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS" not in os.environ:
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+  if "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES" not in os.environ:
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)  # -1: no minimum (0 lets JAX pick)
+  return directory
+
+
 def main(argv):
   if len(argv) > 1:
     _fail(f"unexpected arguments {' '.join(argv[1:])}: every option is a --flag.")
@@ -83,18 +135,22 @@ def main(argv):
   if not FLAGS["verbosity"].present:  # orbax logs every save at INFO: keep the console readable
     absl_logging.set_verbosity(absl_logging.WARNING)
   logging.getLogger("jaxgen").setLevel(logging.INFO)
+  enable_compilation_cache(FLAGS.compilation_cache_dir, explicit=FLAGS["compilation_cache_dir"].present)
   from jaxgen import train  # imported here so flag errors do not pay for importing JAX
 
   try:
+    samples = ()
     if FLAGS.mode == "train":
       train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
     elif FLAGS.mode == "eval":
-      result = train.evaluate(FLAGS.config, FLAGS.workdir)
-      print(" ".join(f"{k}={v:.6g}" if isinstance(v, float) else f"{k}={v}" for k, v in result.items()))
+      train.evaluate(FLAGS.config, FLAGS.workdir)
     else:
       paths = train.sample(FLAGS.config, FLAGS.workdir, FLAGS.num_samples)
-      for p in paths.values():
-        print(p)
+      samples = tuple(paths[k] for k in ("png", "npz") if k in paths)
+    import jax
+
+    if jax.process_index() == 0:
+      print(train.summary(FLAGS.workdir, samples=samples), flush=True)
   except train.ConfigError as e:
     logging.getLogger("jaxgen").debug("config error", exc_info=True)
     _fail(str(e))

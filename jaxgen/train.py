@@ -3,6 +3,7 @@
   train_and_evaluate(config, workdir)   # train (resuming from workdir/checkpoints), evaluate, sample
   evaluate(config, workdir)             # restore the latest checkpoint and evaluate it
   sample(config, workdir, num)          # restore the latest checkpoint and write num samples
+  summary(workdir)                      # where a run's results are and its headline numbers
 
 A task (``jaxgen.tasks``) supplies pure ``init``/``train_step``/``evaluate``/``sample``; this module
 supplies the rest: validation of the config and workdir before any work (``ConfigError``, one line
@@ -12,15 +13,34 @@ naming the cause and the fix, nothing in the workdir touched), the data-parallel
 (``jaxgen.checkpoint``), logging (``jaxgen.logging``), the non-finite guard, SIGTERM handling and
 multi-host data sharding.
 
-Step rules (ARCHITECTURE.md): ``step`` counts completed updates. Metrics (means over the steps since
-the previous record; ``lr`` is the learning rate of the last step) are logged at multiples of
-``log_every_steps`` and at ``num_train_steps``; checkpoints at multiples of ``checkpoint_every_steps``,
-at ``num_train_steps`` and on SIGTERM; evaluation at multiples of ``eval_every_steps`` and at the end;
-sample grids (generative tasks) at multiples of ``sample_every_steps`` and at the end, in
-``workdir/samples/step_<N>.png``.
+Errors: ``ConfigError`` (``jaxgen.errors.ConfigError``) is the user's fault and the only exception
+the set-up turns into one line, besides the file-system errors on user paths (``FileNotFoundError``,
+``NotADirectoryError``, ``IsADirectoryError``, ``PermissionError``). Anything else raised while
+building the task or the data (a ``TypeError`` in a task's ``__init__``, ...) is a bug and keeps its
+traceback.
+
+Step rules (docs/design.md): ``step`` counts completed updates. Training is a loop of updates and
+four periodic actions, each due by one rule (``Periodic(every, total).due(step)``: at the positive
+multiples of ``every`` and at ``total = num_train_steps``; ``every = 0`` means only at the end):
+
+  log         every ``log_every_steps``: metrics are means over the steps since the previous record
+              (``lr`` is the learning rate of the last step; ``img_per_sec`` counts training steps
+              only: the first step of a launch, which compiles, and the time spent in the other
+              actions are not timed)
+  checkpoint  every ``checkpoint_every_steps``, and on SIGTERM (then the run returns; rerunning the
+              same command resumes it)
+  eval        every ``eval_every_steps``: ``task.evaluate`` (the config's evaluators)
+  sample      every ``sample_every_steps`` (generative tasks, ``num_grid_samples > 0``): a grid in
+              ``workdir/samples/step_<N>.png`` and in TensorBoard
+
+The end of training runs every action once (``_finish``), also when the workdir already holds a
+checkpoint at or after ``num_train_steps`` (then nothing trains: evaluation and samples only). The
+metrics of one step form one record of ``metrics.jsonl``; the non-finite guard is checked before any
+action, so a bad update is never saved.
 
 Workdir layout: ``config.json`` (resolved config), ``metrics.jsonl``, ``tensorboard/``,
-``checkpoints/<step>/``, ``samples/``, ``eval/step_<N>.json`` (``--mode eval``).
+``checkpoints/<step>/``, ``samples/``, ``eval/step_<N>.json`` (every evaluation's metrics: training's
+and ``--mode eval``'s).
 """
 
 from __future__ import annotations
@@ -31,6 +51,7 @@ import json
 import logging as _pylogging
 import math
 import os
+import re
 import signal
 import threading
 import time
@@ -45,26 +66,24 @@ from jaxgen import logging as log_lib
 from jaxgen import optim
 from jaxgen import sharding as shd
 from jaxgen import tasks as tasks_lib
+from jaxgen.errors import ConfigError  # re-exported: train.ConfigError is jaxgen.errors.ConfigError
 from jaxgen.tasks import base as task_base
 
 log = _pylogging.getLogger("jaxgen")
 
 # Keys that may change between a run and its resumption (they do not alter the computed params,
-# except that schedules depending on num_train_steps are re-stretched: a warning says so).
-# A prefix ending in '.' covers a whole block.
+# except that schedules depending on num_train_steps are re-stretched: a warning says so): the
+# cadences, the data pipeline's speed knobs and evaluation (task.eval.*, the evaluators of evals.*).
+# A prefix ending in '.' covers a whole block. (--mode eval / sample may change any key.)
 RESUMABLE_KEYS = (
     "num_train_steps", "log_every_steps", "checkpoint_every_steps", "eval_every_steps",
     "sample_every_steps", "keep_checkpoints", "keep_checkpoint_every_steps", "distributed",
     "eval_batch_size", "num_grid_samples", "data.eval_split", "data.eval_size", "data.data_dir",
-    "data.num_threads", "data.prefetch", "data.num_workers", "task.eval.",
+    "data.num_threads", "data.prefetch", "data.num_workers", "task.eval.", "evals.",
 )
 
 # fold_in tags of the keys not tied to a training step (steps stay below 2**31 - 16).
 _INIT_TAG, _EVAL_TAG, _SAMPLE_TAG = 2**31 - 1, 2**31 - 2, 2**31 - 3
-
-
-class ConfigError(ValueError):
-  """A user-caused problem (config, workdir, data) found before any work: one line, with the fix."""
 
 
 class NonFiniteError(RuntimeError):
@@ -202,7 +221,9 @@ def config_to_dict(config) -> dict:
 
 
 def _matches(key: str, patterns: Iterable[str]) -> bool:
-  return any(key == p or (p.endswith(".") and key.startswith(p)) for p in patterns)
+  """Whether ``key`` is one of ``patterns``, or inside a block ``'a.'`` of them (``'a'`` itself too: an
+  empty block flattens to its own name)."""
+  return any(key == p or (p.endswith(".") and (key.startswith(p) or key == p[:-1])) for p in patterns)
 
 
 def config_diff(old: dict, new: dict, *, ignore: Iterable[str] = (), only: Iterable[str] | None = None
@@ -312,18 +333,22 @@ class _Run:
   train_ds: Any = None
 
 
-_USER_ERRORS = (ValueError, KeyError, TypeError, FileNotFoundError, NotADirectoryError,
-                PermissionError, ImportError)
+# File-system errors on the user's paths (data_dir, weights, the workdir): the user's fault, one line.
+_PATH_ERRORS = (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError)
 
 
 def _one_line(e: BaseException) -> str:
-  msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
-  msg = " ".join(str(msg).split())
+  msg = " ".join(str(e).split())
   return msg or type(e).__name__
 
 
 def _prepare(config, workdir: str, mode: str) -> _Run:
-  """Validation and construction that precede any write; user errors become ``ConfigError``."""
+  """Validation and construction that precede any write.
+
+  ``ConfigError`` passes through; the file-system errors of ``_PATH_ERRORS`` become one-line
+  ``ConfigError``s; anything else (``TypeError``, ``KeyError``, ``ImportError`` raised inside a task
+  or a data module) is a bug and propagates with its traceback.
+  """
   try:
     shd.maybe_initialize_distributed(config)
     pi, pc = jax.process_index(), jax.process_count()
@@ -342,7 +367,13 @@ def _prepare(config, workdir: str, mode: str) -> _Run:
     check_workdir(workdir, config, mode)
   except ConfigError:
     raise
-  except _USER_ERRORS as e:
+  except _PATH_ERRORS as e:
+    raise ConfigError(_one_line(e)) from e
+  except ValueError as e:
+    # Transitional: tasks and data modules that still raise a plain ValueError for a config value
+    # (before they raise ConfigError). Only the exact class: its subclasses are bugs.
+    if type(e) is not ValueError:
+      raise
     raise ConfigError(_one_line(e)) from e
   return _Run(config=config, workdir=os.path.abspath(workdir), task=task, data=data,
               mesh=shd.make_mesh(), process_index=pi, process_count=pc, example_batch=example,
@@ -411,10 +442,10 @@ def _samples(run: _Run, state, n: int) -> np.ndarray:
   return np.asarray(shd.to_host(run.task.sample(state, key, n)))
 
 
-def _write_json(path: str, obj) -> None:
+def _write_json(path: str, obj, sort_keys: bool = True) -> None:
   tmp = f"{path}.tmp{os.getpid()}"
   with open(tmp, "w", encoding="utf-8") as f:
-    json.dump(obj, f, indent=2, sort_keys=True)
+    json.dump(obj, f, indent=2, sort_keys=sort_keys)
   os.replace(tmp, path)
 
 
@@ -507,11 +538,135 @@ def _resolve_lr_warning(run: _Run, old_config_path: str) -> None:
 # Train
 # ---------------------------------------------------------------------------------------------
 
+@dataclasses.dataclass(frozen=True)
+class Periodic:
+  """The one "is it time" rule of the training actions.
+
+  ``due(step)`` is true at the positive multiples of ``every`` and at ``total`` (the last step);
+  ``every = 0`` means only at ``total``.
+  """
+
+  every: int
+  total: int
+
+  def due(self, step: int) -> bool:
+    return step == self.total or (self.every > 0 and step % self.every == 0)
+
+
+def _periods(cfg, generative: bool) -> dict[str, Periodic]:
+  """The actions of a training run, in the order they run at a step, and when each is due."""
+  total = int(cfg.num_train_steps)
+  out = {"log": Periodic(int(cfg.log_every_steps), total),
+         "checkpoint": Periodic(int(cfg.checkpoint_every_steps), total),
+         "eval": Periodic(int(cfg.get("eval_every_steps", 0) or 0), total)}
+  if generative and int(cfg.get("num_grid_samples", 64)) > 0:
+    out["sample"] = Periodic(int(cfg.get("sample_every_steps", 0) or 0), total)
+  return out
+
+
+def _write_eval(run: _Run, step: int, metrics: dict) -> dict:
+  """``workdir/eval/step_<step>.json`` = ``{"step": step, **metrics}`` (process 0); returns that dict."""
+  result = {"step": int(step), **metrics}
+  if run.process_index == 0:
+    os.makedirs(os.path.join(run.workdir, "eval"), exist_ok=True)
+    _write_json(os.path.join(run.workdir, "eval", f"step_{step}.json"), result, sort_keys=False)
+  return result
+
+
+class _Actions:
+  """What training does besides its updates: ``log``, ``checkpoint``, ``eval``, ``sample``.
+
+  ``actions(step, state, names)`` runs the named actions in that order and writes their metrics as
+  one record. It holds what they share between updates: the on-device metric accumulator ``acc``
+  (updated by the compiled step), the clock of img/s (``steps_timed`` since ``t_last``, restarted
+  after every action) and the last saved step (named by the non-finite guard).
+  """
+
+  def __init__(self, run: _Run, *, writer, checkpointer, data_iter, progress, metric_keys, acc_init,
+               last_saved):
+    self.run, self.writer, self.checkpointer = run, writer, checkpointer
+    self.data_iter, self.progress = data_iter, progress
+    self.metric_keys, self.acc_init = metric_keys, acc_init
+    self.acc = acc_init()
+    self.last_saved = last_saved
+    self.periods = _periods(run.config, is_generative(run.task))
+    self.restart_clock()
+
+  def restart_clock(self) -> None:
+    self.t_last, self.steps_timed = time.monotonic(), 0
+
+  def due(self, step: int) -> list[str]:
+    return [name for name, period in self.periods.items() if period.due(step)]
+
+  def __call__(self, step: int, state, names) -> dict[str, Any]:
+    host_acc = shd.to_host(self.acc)
+    self._check_finite(int(host_acc["first_bad"]))
+    record: dict[str, Any] = {}
+    if "log" in names and int(host_acc["count"]):  # (nothing to log when no update ran)
+      record.update(self._log(step, host_acc))
+    if "checkpoint" in names:
+      self.checkpointer.save(step, state, self.data_iter.get_state())
+      self.last_saved = step
+    if "eval" in names:
+      metrics = _evaluate(self.run, state)
+      if metrics:
+        _write_eval(self.run, step, metrics)
+      record.update(metrics)
+    if "sample" in names:
+      self._sample(step, state)
+    if record:
+      self.writer.write(step, record)
+    self.restart_clock()  # img/s measures training steps only
+    return record
+
+  def _check_finite(self, first_bad: int) -> None:
+    if first_bad >= 0:
+      where = (f"the last good checkpoint is step {self.last_saved} in {self.checkpointer.directory}"
+               if self.last_saved is not None else "no checkpoint was written")
+      raise NonFiniteError(
+          f"training stopped: the loss or a gradient became non-finite at step {first_bad} (that "
+          f"update was discarded); {where}. Lower optimizer.learning_rate, set "
+          "optimizer.clip_grad_norm, or check the data.")
+
+  def _log(self, step: int, host_acc) -> dict[str, float]:
+    now = time.monotonic()
+    n = int(host_acc["count"])
+    metrics = {k: float(host_acc["sum"][k]) / n for k in self.metric_keys}
+    if "learning_rate" in metrics:
+      metrics.pop("learning_rate")
+      metrics["lr"] = float(host_acc["last"]["learning_rate"])
+    ips = float("nan")
+    if self.steps_timed:  # (the first step of a launch, which compiles, is not timed)
+      ips = self.steps_timed * self.run.config.batch_size / max(now - self.t_last, 1e-9)
+      metrics["img_per_sec"] = ips
+    self.progress.report(step, metrics.get("loss", float("nan")), ips)
+    self.acc = self.acc_init()
+    return metrics
+
+  def _sample(self, step: int, state) -> None:
+    samples = _samples(self.run, state, int(self.run.config.get("num_grid_samples", 64)))
+    if self.run.process_index == 0:
+      png = log_lib.save_samples_png(samples, os.path.join(self.run.workdir, "samples",
+                                                           f"step_{step}.png"))
+      self.writer.write_image(step, "samples", png)
+
+
+def _finish(actions: _Actions, step: int, state) -> None:
+  """The end of training: every action once at ``step``, then the checkpoint is waited for.
+
+  The same path ends a run that reached ``num_train_steps`` and a launch on a workdir already at
+  or after it (then nothing trains, nothing is logged, the checkpoint exists: eval and samples).
+  """
+  actions(step, state, list(actions.periods))
+  actions.checkpointer.wait()
+
+
 def train_and_evaluate(config, workdir: str):
   """Trains ``config`` in ``workdir`` (resuming when it holds checkpoints); returns the final state.
 
   Raises ``ConfigError`` (nothing written) on bad input and ``NonFiniteError`` when an update
-  turns non-finite (the last good checkpoint stays the newest).
+  turns non-finite (the last good checkpoint stays the newest). ``summary(workdir)`` then says
+  where the results are.
   """
   run = _prepare(config, workdir, "train")
   cfg, task, mesh = run.config, run.task, run.mesh
@@ -542,7 +697,6 @@ def train_and_evaluate(config, workdir: str):
       log.info("resumed from the checkpoint of step %d in %s.", step, checkpointer.directory)
     else:
       step, state = 0, init_fn()
-    last_saved = step if restored is not None else None
 
     def build_step():
       batch_shapes = jax.tree_util.tree_map(
@@ -555,89 +709,38 @@ def train_and_evaluate(config, workdir: str):
               _make_acc_init(mesh, keys))
 
     metric_keys, train_step, acc_init = _compiled(run, "train_step", build_step)
-    acc = acc_init()
-
     progress = log_lib.Progress(step, total, enabled=chief)
+    actions = _Actions(run, writer=writer, checkpointer=checkpointer, data_iter=data_iter,
+                       progress=progress, metric_keys=metric_keys, acc_init=acc_init,
+                       last_saved=step if restored is not None else None)
     if step >= total:
       log.info("the run in %s is already at step %d >= num_train_steps=%d; evaluating only.",
                run.workdir, step, total)
-    t_last, steps_timed, first = time.monotonic(), 0, True
-
-    def check_finite(host_acc=None):
-      fb = int((host_acc or shd.to_host(acc))["first_bad"])
-      if fb >= 0:
-        where = (f"the last good checkpoint is step {last_saved} in {checkpointer.directory}"
-                 if last_saved is not None else "no checkpoint was written")
-        raise NonFiniteError(
-            f"training stopped: the loss or a gradient became non-finite at step {fb} (that update "
-            f"was discarded); {where}. Lower optimizer.learning_rate, set "
-            "optimizer.clip_grad_norm, or check the data.")
-
+    first = True
     while step < total:
       batch = next(data_iter)
-      state, acc = train_step(state, shd.shard_batch(batch, mesh), acc)
+      state, actions.acc = train_step(state, shd.shard_batch(batch, mesh), actions.acc)
       step += 1
-      steps_timed += 1
+      actions.steps_timed += 1
       progress.advance(step)
       if first:  # exclude compilation from img/s
-        jax.block_until_ready(acc)
-        t_last, steps_timed, first = time.monotonic(), 0, False
+        jax.block_until_ready(actions.acc)
+        actions.restart_clock()
+        first = False
+      if step == total:
+        break
       stop = preempt.reached(step)
-      is_log = step % cfg.log_every_steps == 0 or step == total
-      is_ckpt = step % cfg.checkpoint_every_steps == 0 or step == total or stop
-      is_eval = step == total or (cfg.eval_every_steps and step % cfg.eval_every_steps == 0)
-      is_sample = is_generative(task) and (step == total or (
-          cfg.get("sample_every_steps", 0) and step % cfg.sample_every_steps == 0))
-      if not (is_log or is_ckpt or is_eval or is_sample):
-        continue
-      host_acc = shd.to_host(acc)
-      check_finite(host_acc)
-      record: dict[str, Any] = {}
-      if is_log:
-        now = time.monotonic()
-        n = max(int(host_acc["count"]), 1)
-        metrics = {k: float(host_acc["sum"][k]) / n for k in metric_keys}
-        if "learning_rate" in metrics:
-          metrics.pop("learning_rate")
-          metrics["lr"] = float(host_acc["last"]["learning_rate"])
-        ips = steps_timed * cfg.batch_size / max(now - t_last, 1e-9) if steps_timed else float("nan")
-        if steps_timed:  # (the first step of a launch, which compiles, is not timed)
-          metrics["img_per_sec"] = ips
-        record.update(metrics)
-        progress.report(step, metrics.get("loss", float("nan")), ips)
-        acc = acc_init()
-        t_last, steps_timed = time.monotonic(), 0
-      if is_ckpt:
-        checkpointer.save(step, state, data_iter.get_state())
-        last_saved = step
-      if is_eval:
-        record.update(_evaluate(run, state))
-      if is_sample:
-        n = int(cfg.get("num_grid_samples", 64))
-        if n > 0:
-          samples = _samples(run, state, n)
-          if chief:
-            png = log_lib.save_samples_png(samples, os.path.join(run.workdir, "samples",
-                                                                 f"step_{step}.png"))
-            writer.write_image(step, "samples", png)
-      if record:
-        writer.write(step, record)
-      if is_ckpt or is_eval or is_sample:  # img/s measures training steps only
-        t_last, steps_timed = time.monotonic(), 0
+      due = actions.due(step)
+      if stop and "checkpoint" not in due:
+        due.append("checkpoint")
+      if due:
+        actions(step, state, due)
       if stop:
         checkpointer.wait()
         log.warning("received SIGTERM: saved the checkpoint of step %d; rerun the same command to "
                     "resume.", step)
         return state
-    if restored is not None and restored[0] >= total:
-      record = _evaluate(run, state)
-      if record:
-        writer.write(step, record)
-      if is_generative(task) and int(cfg.get("num_grid_samples", 64)) > 0:
-        samples = _samples(run, state, int(cfg.get("num_grid_samples", 64)))
-        if chief:
-          log_lib.save_samples_png(samples, os.path.join(run.workdir, "samples", f"step_{step}.png"))
-    checkpointer.wait()
+    _finish(actions, step, state)
     return state
   finally:
     preempt.restore()
@@ -645,6 +748,113 @@ def train_and_evaluate(config, workdir: str):
       progress.close()
     writer.close()
     checkpointer.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# What a person sees at the end of a run
+# ---------------------------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class Summary:
+  """Where a run's results are and its headline numbers (``summary(workdir)``).
+
+  ``str(summary)`` is the few lines the launcher prints at the end of every mode.
+  """
+
+  workdir: str
+  step: int | None = None                 # the latest checkpoint's step
+  num_train_steps: int | None = None      # from the run's config.json
+  eval_step: int | None = None
+  eval_metrics: dict = dataclasses.field(default_factory=dict)    # the last evaluation's metrics
+  eval_file: str | None = None            # workdir/eval/step_<eval_step>.json
+  train_step: int | None = None
+  train_metrics: dict = dataclasses.field(default_factory=dict)   # the last training record's
+  metrics_file: str | None = None         # workdir/metrics.jsonl
+  checkpoint: str | None = None           # workdir/checkpoints/<step>
+  samples: tuple[str, ...] = ()           # the newest sample grid (or the files of --mode sample)
+
+  def lines(self) -> list[str]:
+    def fmt(metrics):
+      return "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items())
+
+    head = f"run in {self.workdir}"
+    if self.step is not None:
+      head += f": step {self.step}"
+      if self.num_train_steps:
+        head += f" of {self.num_train_steps}"
+        if self.step < self.num_train_steps:
+          head += " (unfinished: rerun the training command to resume)"
+    out = [head]
+    if self.eval_metrics:
+      out.append(f"  evaluation at step {self.eval_step}: {fmt(self.eval_metrics)}")
+    if self.train_metrics:
+      first = {k: self.train_metrics[k] for k in ("loss",) if k in self.train_metrics}
+      out.append(f"  training at step {self.train_step}: {fmt({**first, **self.train_metrics})}")
+    for name, path in (("metrics", self.metrics_file), ("evaluation", self.eval_file),
+                       ("checkpoint", self.checkpoint)):
+      if path:
+        out.append(f"  {name + ':':<12}{path}")
+    for path in self.samples:
+      out.append(f"  {'samples:':<12}{path}")
+    return out
+
+  def __str__(self) -> str:
+    return "\n".join(self.lines())
+
+
+def _step_files(directory: str, prefix: str, suffix: str) -> dict[int, str]:
+  """``{N: path}`` of the files ``<prefix><N><suffix>`` in ``directory``."""
+  pattern = re.compile(re.escape(prefix) + r"(\d+)" + re.escape(suffix))
+  names = os.listdir(directory) if os.path.isdir(directory) else []
+  return {int(m.group(1)): os.path.join(directory, n) for n in names if (m := pattern.fullmatch(n))}
+
+
+def summary(workdir: str, samples: Iterable[str] = ()) -> Summary:
+  """Reads ``workdir``: its latest checkpoint, last evaluation, last training record, newest grid.
+
+  The last evaluation is the newest ``eval/step_<N>.json`` (written by every evaluation, in training
+  and by ``--mode eval``); the training record is the newest record of ``metrics.jsonl`` without the
+  evaluation's keys. ``samples`` replaces the newest ``samples/step_<N>.png`` (``--mode sample``).
+  """
+  workdir = os.path.abspath(workdir)
+  steps = ckpt_lib.saved_steps(workdir)
+  step = steps[-1] if steps else None
+  total = None
+  try:
+    with open(os.path.join(workdir, "config.json"), encoding="utf-8") as f:
+      total = int(json.load(f).get("num_train_steps"))
+  except (OSError, ValueError, TypeError):
+    pass
+  evals = _step_files(os.path.join(workdir, "eval"), "step_", ".json")
+
+  def read_eval(path):
+    try:
+      with open(path, encoding="utf-8") as f:
+        return {k: v for k, v in json.load(f).items() if k != "step"}
+    except (OSError, ValueError):
+      return {}
+
+  eval_step = max(evals) if evals else None
+  eval_metrics = read_eval(evals[eval_step]) if evals else {}
+  records = log_lib.read_metrics(workdir)
+  train_step, train_metrics = None, {}
+  for s in sorted(records, reverse=True):
+    eval_keys = set(read_eval(evals[s]) if s in evals else eval_metrics)
+    rest = {k: v for k, v in records[s].items() if k != "step" and k not in eval_keys}
+    if rest:
+      train_step, train_metrics = s, rest
+      break
+  samples = tuple(samples)
+  if not samples:
+    grids = _step_files(os.path.join(workdir, "samples"), "step_", ".png")
+    samples = (grids[max(grids)],) if grids else ()
+  metrics_file = os.path.join(workdir, "metrics.jsonl")
+  return Summary(workdir=workdir, step=step, num_train_steps=total, eval_step=eval_step,
+                 eval_metrics=eval_metrics, eval_file=evals.get(eval_step), train_step=train_step,
+                 train_metrics=train_metrics,
+                 metrics_file=metrics_file if os.path.exists(metrics_file) else None,
+                 checkpoint=os.path.join(ckpt_lib.checkpoint_dir(workdir), str(step)) if steps else None,
+                 samples=samples)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -690,12 +900,7 @@ def evaluate(config, workdir: str) -> dict[str, float]:
   """Restores the latest checkpoint, evaluates it and writes ``workdir/eval/step_<N>.json``."""
   run = _prepare(config, workdir, "eval")
   step, state = _restore_for_inference(run)
-  metrics = _evaluate(run, state)
-  result = {"step": step, **metrics}
-  if run.process_index == 0:
-    os.makedirs(os.path.join(run.workdir, "eval"), exist_ok=True)
-    _write_json(os.path.join(run.workdir, "eval", f"step_{step}.json"), result)
-  return result
+  return _write_eval(run, step, _evaluate(run, state))
 
 
 def sample(config, workdir: str, num: int = 64) -> dict[str, str]:

@@ -87,6 +87,12 @@ def test_incompatible_workdir_lists_the_differing_keys(existing_run):
   assert train.config_diff(train.config_to_dict(make_config(**RUN)),
                            train.config_to_dict(make_config(**dict(RUN, num_train_steps=9, log_every_steps=3))),
                            ignore=train.RESUMABLE_KEYS) == []
+  # So may the evaluators (config.evals), from none to some, and their options.
+  old = dict(train.config_to_dict(make_config(**RUN)), evals={})
+  for evals in ({"fd": {"type": "digits_fd"}}, {"fd": {"type": "digits_fd", "num_samples": 64}, "a": {}}):
+    assert train.config_diff(old, dict(old, evals=evals), ignore=train.RESUMABLE_KEYS) == []
+    assert train.config_diff(dict(old, evals=evals), old, ignore=train.RESUMABLE_KEYS) == []
+  assert train.config_diff(old, dict(old, evalsx=1), ignore=train.RESUMABLE_KEYS) == ["evalsx"]
 
 
 def test_unusable_workdirs(tmp_path, existing_run):
@@ -139,3 +145,40 @@ def test_cli_requires_workdir_and_config():
   assert r.returncode == 2 and r.stderr.strip() == "jaxgen: error: --workdir is required: pass the directory the run writes to."
   r = _cli("--config", os.path.join(REPO, "tests", "fixtures", "missing.py"), "--workdir", "/tmp/x")
   assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "missing.py" in r.stderr
+
+
+def test_every_mode_prints_where_the_results_are_and_compilations_are_cached(tmp_path):
+  workdir, cache = tmp_path / "w", tmp_path / "xla"
+  args = ("--config", CONFIG_FILE + ":smoke", "--workdir", str(workdir), f"--compilation_cache_dir={cache}")
+  r = _cli(*args, timeout=300)
+  assert r.returncode == 0, r.stderr[-3000:]
+  summ = train.summary(str(workdir))
+  assert summ.step == 2 and summ.eval_metrics and summ.train_metrics
+  assert r.stdout.strip().splitlines() == summ.lines()
+  w = str(workdir)
+  for path in (w, os.path.join(w, "metrics.jsonl"), os.path.join(w, "checkpoints", "2"),
+               os.path.join(w, "samples", "step_2.png")):
+    assert path in r.stdout
+  assert f"eval/loss={summ.eval_metrics['eval/loss']:.4g}" in r.stdout
+  assert os.listdir(cache), "no compiled program was written to --compilation_cache_dir"
+
+  r = _cli("--mode", "eval", *args, timeout=300)
+  assert r.returncode == 0, r.stderr[-3000:]
+  assert os.path.join(w, "eval", "step_2.json") in r.stdout
+  assert "evaluation at step 2: eval/loss=" in r.stdout
+  r = _cli("--mode", "sample", "--num_samples", "4", *args, timeout=300)
+  assert r.returncode == 0, r.stderr[-3000:]
+  for ext in ("png", "npz"):
+    assert os.path.join(w, "samples", f"sample_step2_n4.{ext}") in r.stdout
+
+
+def test_compilation_cache_directory_default(monkeypatch, tmp_path):
+  from jaxgen import main
+
+  monkeypatch.setenv("JAXGEN_CACHE_DIR", str(tmp_path / "c"))
+  assert main.default_cache_dir() == str(tmp_path / "c")
+  monkeypatch.setenv("JAXGEN_CACHE_DIR", "")  # (tests/fixtures/trainer_utils.subprocess_env: off)
+  assert main.default_cache_dir() == ""
+  monkeypatch.delenv("JAXGEN_CACHE_DIR")
+  monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+  assert main.default_cache_dir() == os.path.join(str(tmp_path / "xdg"), "jaxgen", "xla")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import threading
@@ -138,6 +139,88 @@ def test_resume_with_more_steps_continues_and_matches_a_fresh_run(run12, tmp_pat
   assert trees_equal(s_resumed, s_fresh)  # constant learning rate: resuming is exact
 
 
+def test_periodic_is_due_at_multiples_and_at_the_end():
+  assert [s for s in range(1, 11) if train.Periodic(4, 10).due(s)] == [4, 8, 10]
+  assert [s for s in range(1, 11) if train.Periodic(0, 10).due(s)] == [10]  # 0: only at the end
+  assert [s for s in range(1, 11) if train.Periodic(5, 10).due(s)] == [5, 10]
+  # The actions of RUN12 and when each runs (the steps of test_run_writes_...).
+  periods = train._periods(make_config(**RUN12), generative=True)
+  assert list(periods) == ["log", "checkpoint", "eval", "sample"]
+  assert {k: [s for s in range(1, 13) if p.due(s)] for k, p in periods.items()} == {
+      "log": [4, 8, 12], "checkpoint": [4, 8, 12], "eval": [6, 12], "sample": [8, 12]}
+  assert "sample" not in train._periods(make_config(**RUN12), generative=False)
+  assert "sample" not in train._periods(make_config(**dict(RUN12, num_grid_samples=0)), generative=True)
+
+
+def test_summary_names_the_results_and_the_last_evaluation(run12):
+  workdir, _ = run12
+  records = log_lib.read_metrics(workdir)
+  for s in (6, 12):  # every evaluation of training is also in eval/step_<N>.json
+    with open(os.path.join(workdir, "eval", f"step_{s}.json")) as f:
+      assert json.load(f) == {"step": s, "eval/loss": records[s]["eval/loss"]}
+  summ = train.summary(workdir)
+  assert summ.step == 12 and summ.num_train_steps == 12
+  assert summ.eval_step == 12 and summ.eval_metrics == {"eval/loss": records[12]["eval/loss"]}
+  # The training record of step 12 without the evaluation's keys.
+  assert summ.train_step == 12
+  assert summ.train_metrics == {k: v for k, v in records[12].items() if k not in ("step", "eval/loss")}
+  assert summ.metrics_file == os.path.join(workdir, "metrics.jsonl")
+  assert summ.checkpoint == os.path.join(workdir, "checkpoints", "12") and os.path.isdir(summ.checkpoint)
+  assert summ.samples == (os.path.join(workdir, "samples", "step_12.png"),)
+  text = str(summ)
+  assert text.splitlines()[0] == f"run in {workdir}: step 12 of 12"
+  for path in (summ.metrics_file, summ.checkpoint, summ.samples[0], summ.eval_file):
+    assert path in text
+  assert f"eval/loss={records[12]['eval/loss']:.4g}" in text and "loss=" in text
+  # A run stopped early says so; an empty directory has nothing to show but its path.
+  assert "unfinished" in str(dataclasses.replace(summ, step=8))
+  assert train.summary(os.path.dirname(workdir) + "/nothing").lines() == [
+      f"run in {os.path.dirname(workdir)}/nothing"]
+
+
+def test_relaunch_at_the_end_evaluates_and_writes_the_grid_and_its_tensorboard_image(
+    run12, tmp_path, monkeypatch):
+  workdir, reference = run12
+  import shutil
+  copy = str(tmp_path / "copy")
+  shutil.copytree(workdir, copy)
+  os.remove(os.path.join(copy, "samples", "step_12.png"))
+  with open(os.path.join(copy, "metrics.jsonl")) as f:
+    lines_before = len(f.readlines())
+  images = []
+  write_image = log_lib.MetricWriter.write_image
+  monkeypatch.setattr(log_lib.MetricWriter, "write_image",
+                      lambda self, step, tag, png: images.append((step, tag, png)) or write_image(
+                          self, step, tag, png))
+  state = train.train_and_evaluate(make_config(**RUN12), copy)  # already at num_train_steps
+  assert int(state.step) == 12 and trees_equal(state, reference)
+  png = os.path.join(copy, "samples", "step_12.png")
+  assert images == [(12, "samples", png)] and os.path.exists(png)
+  with open(os.path.join(copy, "metrics.jsonl")) as f:
+    lines = f.readlines()
+  assert len(lines) == lines_before + 1 and set(json.loads(lines[-1])) == {"step", "eval/loss"}
+  assert json.loads(lines[-1])["eval/loss"] == pytest.approx(log_lib.read_metrics(workdir)[12]["eval/loss"],
+                                                              rel=1e-6)
+  assert ckpt_lib.saved_steps(copy) == [4, 8, 12]
+
+
+def test_upscaled_grid_is_the_grid_in_constant_blocks(tmp_path):
+  digits = np.random.default_rng(1).uniform(-1, 1, (64, 8, 8, 1)).astype(np.float32)
+  grid = log_lib.image_grid(digits)  # 8x8 cells of 8 px, 2 px padding: 82 px square
+  assert grid.shape == (82, 82, 1)
+  with Image.open(log_lib.save_samples_png(digits, str(tmp_path / "d.png"))) as im:
+    big = np.asarray(im)
+  k = 7  # the smallest integer factor with 82·k >= 512
+  assert big.shape == (82 * k, 82 * k) and im.mode == "L"
+  blocks = big.reshape(82, k, 82, k)
+  assert np.array_equal(blocks, np.broadcast_to(grid[:, None, :, None, 0], blocks.shape))
+  # Never downscaled: a grid already larger than min_size keeps its size.
+  large = np.zeros((4, 300, 300, 3), np.float32)
+  with Image.open(log_lib.save_image_grid(large, str(tmp_path / "l.png"))) as im:
+    assert im.size == (2 * 302 + 2, 2 * 302 + 2)
+  assert log_lib.upscale(np.zeros((3, 5)), 512).shape == (3 * 103, 5 * 103)
+
+
 # ---------------------------------------------------------------------------------------------
 # Non-finite guard and SIGTERM
 # ---------------------------------------------------------------------------------------------
@@ -194,7 +277,7 @@ def test_image_grid_layout_and_uint8_conversion(tmp_path):
   assert grid[1, 1, 0] == 0 and grid[1, 6, 0] == 128 and grid[5, 1, 0] == 255  # round((x+1)·127.5)
   assert grid[0].max() == 0 and grid[5, 6, 0] == 0  # padding and the empty cell are black
   rgb = np.random.default_rng(0).uniform(-1, 1, (5, 8, 8, 3)).astype(np.float32)
-  with Image.open(log_lib.save_image_grid(rgb, str(tmp_path / "g.png"))) as im:
+  with Image.open(log_lib.save_image_grid(rgb, str(tmp_path / "g.png"), min_size=0)) as im:
     assert im.mode == "RGB" and im.size == (3 * 10 + 2, 2 * 10 + 2)
   assert os.path.getsize(log_lib.save_scatter(np.zeros((5, 2)), str(tmp_path / "s.png"))) > 0
 
