@@ -62,6 +62,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxgen import checkpoint as ckpt_lib
+from jaxgen import config_schema
 from jaxgen import logging as log_lib
 from jaxgen import optim
 from jaxgen import sharding as shd
@@ -128,15 +129,6 @@ _SCHEMA = {
 }
 
 
-def _get(config, path: str, default=None):
-  node = config
-  for part in path.split("."):
-    if node is None or not hasattr(node, "get"):
-      return default
-    node = node.get(part, None)
-  return default if node is None else node
-
-
 def _check_value(path: str, value, kind: str, lo, hi) -> None:
   flag = f"--config.{path}"
   if kind == _INT:
@@ -169,7 +161,7 @@ def validate_config(config, *, device_count: int | None = None, process_count: i
   device_count = jax.device_count() if device_count is None else device_count
   process_count = jax.process_count() if process_count is None else process_count
   for path, (kind, lo, hi) in _SCHEMA.items():
-    value = _get(config, path)
+    value = config_schema.lookup(config, path)
     if value is not None:
       _check_value(path, value, kind, lo, hi)
   if not config.task.get("name"):
