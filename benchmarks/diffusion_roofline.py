@@ -54,7 +54,7 @@ cond bodies counted once per iteration, their boundaries treated as memory) and 
 accounted for:
 
 - ``conv_general_dilated`` and ``dot_general``: FLOPs = 2·MACs, every kernel tap counted (the usual
-  paper count, REFERENCE.md §6); also the "valid taps" count, which skips taps that fall on zero
+  paper count, docs/reference.md §6); also the "valid taps" count, which skips taps that fall on zero
   padding as XLA's cost analysis does. Depthwise convolutions (the FIR [1,3,3,1] resampling of
   NCSN++) are listed apart: cuDNN runs them memory-bound, so they are costed as memory.
 - every other primitive: the bytes of its operands and results.
@@ -651,8 +651,9 @@ def main(argv=None):
     fd = xla_flops(fn_d, args_d, (1, 2), a.xla_batch) / a.xla_batch
     print(f"\ncross-check, GFLOP/img: training step {tr.flops / B / 1e9:.2f} (all taps) / "
           f"{tr.flops_valid / B / 1e9:.2f} (valid taps) vs XLA cost analysis {ft / 1e9:.2f} (lowered at batch "
-          f"{a.xla_batch}, counts elementwise ops too); REFERENCE.md §6: ≈127 (3 × 2 × 21.2 GMAC); denoiser "
-          f"{de.flops / B / 1e9:.2f} / {de.flops_valid / B / 1e9:.2f} vs XLA {fd / 1e9:.2f} (2 × 21.2 = 42.4)")
+          f"{a.xla_batch}, counts elementwise ops too); docs/reference.md §6: ≈127 (3 × 2 × 21.2 GMAC); "
+          f"denoiser {de.flops / B / 1e9:.2f} / {de.flops_valid / B / 1e9:.2f} vs XLA {fd / 1e9:.2f} "
+          "(2 × 21.2 = 42.4)")
   print("\n" + CONCLUSION)
   return 0
 

@@ -12,8 +12,8 @@ params and optimizer state donated; random data resident on the device), Heun sa
 (``jaxgen.diffusion.sample_heun``, EDM Algorithm 1, 18 steps = 35 NFE on ``karras_sigmas``: σ 80 →
 0.002, ρ 7; one compiled ``lax.scan``), and achieved TFLOP/s two ways: XLA's cost analysis of the
 lowered step (121.0 GFLOP/image for training, 40.3 per denoiser evaluation), and the ≈127 GFLOP/image
-figure of REFERENCE.md §6 (3 × 2 × 21.2 GMAC). Reference (REFERENCE.md §6, one H200): EDM's PyTorch
-code 1,791 img/s training and 130.6 img/s sampling in fp16. Where the time goes:
+figure of docs/reference.md §6 (3 × 2 × 21.2 GMAC). Reference (docs/reference.md §6, one H200): EDM's
+PyTorch code 1,791 img/s training and 130.6 img/s sampling in fp16. Where the time goes:
 ``benchmarks/diffusion_roofline.py``.
 
 Imports only jax, flax, optax, numpy, jaxgen.models and jaxgen.diffusion (no ml_collections / grain / tfds).
@@ -53,7 +53,7 @@ import jaxgen.diffusion as dfn  # noqa: E402
 import jaxgen.models as M  # noqa: E402
 from jaxgen.models import unet_song  # noqa: E402
 
-GFLOP_PER_IMAGE_TRAIN = 127.0   # REFERENCE.md §6: forward ≈ 21.2 GMAC, ×2 FLOP/MAC, ×3 fwd+bwd
+GFLOP_PER_IMAGE_TRAIN = 127.0   # docs/reference.md §6: forward ≈ 21.2 GMAC, ×2 FLOP/MAC, ×3 fwd+bwd
 SCHEDULE = dfn.EDMSchedule()    # σ_d 0.5, P_mean −1.2, P_std 1.2; σ 80 → 0.002, ρ 7
 AUGMENT_DIM = 9                 # EDM config F's augmentation labels (zeros here: no augmentation)
 TINY = dict(model_channels=32, channel_mult=(1, 2), num_blocks=1, attn_resolutions=(16,))
@@ -274,13 +274,14 @@ def main(argv=None):
         f"{'TFLOP/s (XLA)':>13} | {'TFLOP/s (127 GF)':>16} | {'compile s':>9} |")
   print("|" + "|".join("-" * w for w in (10, 10, 7, 11, 10, 11, 15, 18, 11)) + "|")
   for what, dt, b, img_s, s_it, flops, comp in rows:
-    gf = flops / b / 1e9   # XLA's count (lowered HLO); the 127-GF column uses REFERENCE.md §6's figure
+    gf = flops / b / 1e9   # XLA's count (lowered HLO); the 127-GF column uses docs/reference.md §6's figure
     ref_gf = GFLOP_PER_IMAGE_TRAIN if what == "train" else GFLOP_PER_IMAGE_TRAIN / 3 * nfe
     ref_tf = ref_gf * img_s / 1e3 if not a.tiny else float("nan")
     print(f"| {what:<8} | {dt:<8} | {b:5d} | {img_s:9.1f} | {s_it:8.4f} | {gf:9.1f} | {gf * img_s / 1e3:13.1f} | "
           f"{ref_tf:16.1f} | {comp:9.1f} |")
-  print("Reference (REFERENCE.md §6, one H200, EDM PyTorch): train 371 (fp32) / 1,053 (TF32) / 1,791 (fp16) img/s; "
-        "Heun-18 sampling 25.6 (fp32) / 130.6 (fp16) img/s. Targets: ≥ 4,300 train, ≥ 390 sampling img/s in bf16.")
+  print("Reference (docs/reference.md §6, one H200, EDM PyTorch): train 371 (fp32) / 1,053 (TF32) / "
+        "1,791 (fp16) img/s; Heun-18 sampling 25.6 (fp32) / 130.6 (fp16) img/s. Targets: ≥ 4,300 train, "
+        "≥ 390 sampling img/s in bf16.")
   return 0
 
 

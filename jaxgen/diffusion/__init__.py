@@ -4,10 +4,18 @@ Schedules (σ(t), s(t), discretizations, p_train, λ(σ)), preconditioning (raw 
 conversions between denoiser / score / ε / v / x₀ / velocity, training losses, ODE integrators,
 PF-ODE log-likelihood, and (samplers.py, sde.py, guidance.py) the samplers.
 A denoiser is ``denoise_fn(x, sigma[B]) -> D(x; σ)`` in EDM's σ-space (Karras et al. 2022).
+
+Contracts a caller can rely on:
+- every sampler is ``sample_*(denoise_fn, x, sigmas, key=None, *, indices=None, return_nfe=False,
+  return_trajectory=False, **options)`` with ``x = latents·sigmas[0]`` (samplers.py);
+- ``LOSSES[name](net, x, key, *, schedule=None, sigmas=None, labels=None, augment_labels=None,
+  preconditioned=False, reduce=None)`` for name in edm, vp, subvp, ve, eps, v, x0, fm, dsm (losses.py);
+- every schedule gives σ(t), s(t), derivatives, σ⁻¹, ``time_steps``/``sigma_steps``, p_train, λ(σ) and
+  ``precond``; the score SDEs (sde.py) are derived from them.
 """
 
 from jaxgen.diffusion.schedules import (DDPMSchedule, EDMSchedule, FlowMatchingSchedule, IDDPMSchedule,
-                                        SubVPSchedule, VESchedule, VPSchedule, edm_sigmas, iddpm_sigmas, iddpm_u,
+                                        SubVPSchedule, VESchedule, VPSchedule, iddpm_sigmas, iddpm_u,
                                         karras_sigmas, ve_sigmas, vp_sigmas)
 from jaxgen.diffusion.schedules import NCSNSchedule
 from jaxgen.diffusion.precond import Precond, precondition, training_target
@@ -17,12 +25,11 @@ from jaxgen.diffusion.conversions import (as_denoiser, as_prediction, convert, d
                                           velocity_from_denoiser)
 # (the array-level score conversion is jaxgen.diffusion.conversions.score_from_denoiser; the public
 # name jaxgen.diffusion.score_from_denoiser is the samplers' denoiser -> score-function wrapper)
-from jaxgen.diffusion.losses import (ddpm_loss, denoising_loss, dsm_loss, edm_loss, eps_loss,
+from jaxgen.diffusion.losses import (LOSSES, ddpm_loss, denoising_loss, dsm_loss, edm_loss, eps_loss,
                                      flow_matching_loss, get_loss, ncsn_sigmas, sliced_score_matching_loss,
-                                     v_loss, ve_loss, vp_loss, x0_loss)
+                                     subvp_loss, v_loss, ve_loss, vp_loss, x0_loss)
 from jaxgen.diffusion.ode import ODESolution, odeint_fixed, odeint_rk45
-from jaxgen.diffusion.likelihood import (bits_per_dim, dequantize, dequantized_bits_per_dim,
-                                         log_likelihood)
+from jaxgen.diffusion.likelihood import bits_per_dim, dequantize, log_likelihood
 # Samplers, SDEs and guidance (samplers engineer).
 from jaxgen.diffusion.samplers import (ancestral_step, per_sample_noise, sample_ancestral,
                                        sample_annealed_langevin, sample_ddim, sample_dpmpp_2m,

@@ -69,6 +69,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxgen.errors import ConfigError
+
 # Op names in EDM's label order, and the number of labels each appends.
 OPS = ("xflip", "yflip", "rotate_int", "translate_int", "scale", "rotate_frac", "aniso", "translate_frac",
        "brightness", "contrast", "lumaflip", "hue", "saturation")
@@ -131,13 +133,14 @@ class AugmentPipe:
       try:
         v = float(v)
       except (TypeError, ValueError):
-        raise ValueError(f"augment {f.name}={v!r} is not a number: set it to a float >= 0.") from None
+        raise ConfigError(f"augment {f.name}={v!r} is not a number: set it to a float >= 0.") from None
       if not math.isfinite(v) or v < 0:
-        raise ValueError(f"augment {f.name}={v!r} must be finite and >= 0 (a probability multiplier "
-                         "or a spread): fix task.augment.")
+        raise ConfigError(f"augment {f.name}={v!r} must be finite and >= 0 (a probability multiplier "
+                          "or a spread): fix task.augment.")
       object.__setattr__(self, f.name, v)
     if self.aniso_rotate_prob > 1:
-      raise ValueError(f"augment aniso_rotate_prob={self.aniso_rotate_prob} is a probability: use a value in [0, 1].")
+      raise ConfigError(f"augment aniso_rotate_prob={self.aniso_rotate_prob} is a probability: use a value "
+                        "in [0, 1].")
 
   @classmethod
   def from_config(cls, cfg: Mapping[str, Any] | None) -> "AugmentPipe":
@@ -146,8 +149,8 @@ class AugmentPipe:
     names = {f.name for f in dataclasses.fields(cls)}
     bad = sorted(set(d) - names)
     if bad:
-      raise ValueError(f"augment option {bad[0]!r} is unknown: use the ops {', '.join(OPS)} and their "
-                       "spreads (e.g. scale_std), as in EDM's AugmentPipe.")
+      raise ConfigError(f"augment option {bad[0]!r} is unknown: use the ops {', '.join(OPS)} and their "
+                        "spreads (e.g. scale_std), as in EDM's AugmentPipe.")
     return cls(**d)
 
   # --- static structure ----------------------------------------------------------------------
@@ -223,20 +226,20 @@ class AugmentPipe:
     """The label vectors [B, label_dim] of per-example parameters; ``image_size`` (H, W) is needed only
     by translate_int, whose labels are the rounded pixel shifts over (size·translate_int_max)."""
     if self.translate_int > 0 and image_size is None:
-      raise ValueError("translate_int labels depend on the image size: pass image_size=(H, W).")
+      raise ConfigError("translate_int labels depend on the image size: pass image_size=(H, W).")
     return jax.vmap(lambda q: self._labels_one(q, image_size))(dict(params))
 
   def _check(self, images):
     shape = getattr(images, "shape", ())
     if len(shape) != 4:
-      raise ValueError(f"AugmentPipe takes NHWC image batches, got shape {tuple(shape)}.")
+      raise ConfigError(f"AugmentPipe takes NHWC image batches, got shape {tuple(shape)}.")
     n, h, w, c = shape
     if shape[1] in (1, 3) and c not in (1, 3):
-      raise ValueError(f"images of shape {tuple(shape)} look NCHW: AugmentPipe takes NHWC (transpose them).")
+      raise ConfigError(f"images of shape {tuple(shape)} look NCHW: AugmentPipe takes NHWC (transpose them).")
     if self.rotate_int > 0 and h != w:
-      raise ValueError(f"rotate_int needs square images, got {h}×{w}: set rotate_int=0.")
+      raise ConfigError(f"rotate_int needs square images, got {h}×{w}: set rotate_int=0.")
     if any(getattr(self, op) > 0 for op in COLOR) and c not in (1, 3):
-      raise ValueError(f"the colour ops need RGB or grey images, got {c} channels: disable them.")
+      raise ConfigError(f"the colour ops need RGB or grey images, got {c} channels: disable them.")
 
   def _labels_one(self, prm, shape) -> jax.Array:
     out = []

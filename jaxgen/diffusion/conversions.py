@@ -13,6 +13,9 @@ input of a diffusion written with a scale s(t). With D = D(x; σ) ≈ E[y | x]:
 
 ``sigma`` is a scalar or one value per example ([B]); ``s`` likewise (v-prediction only, default the
 VP scale). All functions are pure jnp, float32 σ arithmetic, and exact inverses of each other.
+
+``bcast(v, x)`` is the package's one batch-broadcast helper (a scalar or a per-example ``[B]`` value
+against ``x`` of shape ``[B, ...]``); precond, losses, sde and samplers import it from here.
 """
 
 from __future__ import annotations
@@ -21,15 +24,17 @@ from typing import Callable
 
 import jax.numpy as jnp
 
+from jaxgen.errors import ConfigError
+
 f32 = jnp.float32
 
 PREDICTIONS = ("denoiser", "x0", "score", "eps", "v", "velocity")
 
 
-def _b(c, x):
-  """Broadcast a scalar or per-example [B] coefficient against x [B, ...] (float32)."""
-  c = jnp.asarray(c, f32)
-  return c if c.ndim == 0 else c.reshape(c.shape + (1,) * (jnp.ndim(x) - c.ndim))
+def bcast(v, x):
+  """``v`` (a scalar or a per-example ``[B]`` value) as float32 shaped to broadcast against ``x [B, ...]``."""
+  v = jnp.asarray(v, f32)
+  return v.reshape(v.shape + (1,) * (jnp.ndim(x) - v.ndim))
 
 
 def _vp_scale(sigma):
@@ -37,51 +42,43 @@ def _vp_scale(sigma):
 
 
 def score_from_denoiser(D, x, sigma):
-  return (D - x) / _b(sigma, x) ** 2
+  return (D - x) / bcast(sigma, x) ** 2
 
 
 def denoiser_from_score(score, x, sigma):
-  return x + _b(sigma, x) ** 2 * score
+  return x + bcast(sigma, x) ** 2 * score
 
 
 def eps_from_denoiser(D, x, sigma):
-  return (x - D) / _b(sigma, x)
+  return (x - D) / bcast(sigma, x)
 
 
 def denoiser_from_eps(eps, x, sigma):
-  return x - _b(sigma, x) * eps
-
-
-def score_from_eps(eps, x, sigma):
-  return -eps / _b(sigma, x)
-
-
-def eps_from_score(score, x, sigma):
-  return -_b(sigma, x) * score
+  return x - bcast(sigma, x) * eps
 
 
 def v_from_denoiser(D, x, sigma, s=None):
   """v = α·ε̂ − σ_t·x̂₀ with α = s and σ_t = s·σ (default s = 1/√(1+σ²), the VP/DDPM convention)."""
   s = _vp_scale(sigma) if s is None else s
-  sb, sg = _b(s, x), _b(sigma, x)
+  sb, sg = bcast(s, x), bcast(sigma, x)
   return sb * ((x - D) / sg - sg * D)
 
 
 def denoiser_from_v(v, x, sigma, s=None):
   """x̂₀ = (α·x_t − σ_t·v)/(α² + σ_t²) with x_t = s·x; reduces to (x − σv/s)/(1+σ²)."""
   s = _vp_scale(sigma) if s is None else s
-  sb, sg = _b(s, x), _b(sigma, x)
+  sb, sg = bcast(s, x), bcast(sigma, x)
   return (x - sg * v / sb) / (1.0 + sg ** 2)
 
 
 def velocity_from_denoiser(D, x, sigma):
   """Flow-matching velocity v = ε̂ − x̂₀."""
-  return (x - D) / _b(sigma, x) - D
+  return (x - D) / bcast(sigma, x) - D
 
 
 def denoiser_from_velocity(v, x, sigma):
   """x̂₀ = (x − σ·v)/(1 + σ) (= x_t − t·v with x_t = x/(1+σ), t = σ/(1+σ))."""
-  sg = _b(sigma, x)
+  sg = bcast(sigma, x)
   return (x - sg * v) / (1.0 + sg)
 
 
@@ -99,7 +96,7 @@ _FROM_D = {"denoiser": lambda D, x, sg, s: D, "x0": lambda D, x, sg, s: D,
 
 def _check(kind):
   if kind not in PREDICTIONS:
-    raise ValueError(f"unknown prediction {kind!r}: use one of {', '.join(PREDICTIONS)}.")
+    raise ConfigError(f"unknown prediction {kind!r}: use one of {', '.join(PREDICTIONS)}.")
 
 
 def convert(pred, x, sigma, source: str, target: str, s=None):
@@ -145,14 +142,14 @@ def pf_ode_drift(denoise_fn: Callable, schedule) -> Callable:
     t = jnp.asarray(t, f32)
     tb = jnp.broadcast_to(t, (x.shape[0],)) if t.ndim == 0 else t
     sig, sd, s, ds = schedule.sigma(tb), schedule.sigma_deriv(tb), schedule.s(tb), schedule.s_deriv(tb)
-    xs = x / _b(s, x)
+    xs = x / bcast(s, x)
     D = denoise_fn(xs, sig)
-    return _b(ds / s, x) * x + _b(s * sd / sig, x) * (xs - D)
+    return bcast(ds / s, x) * x + bcast(s * sd / sig, x) * (xs - D)
 
   return f
 
 
-__all__ = ["PREDICTIONS", "score_from_denoiser", "denoiser_from_score", "eps_from_denoiser",
-           "denoiser_from_eps", "score_from_eps", "eps_from_score", "v_from_denoiser", "denoiser_from_v",
+__all__ = ["PREDICTIONS", "bcast", "score_from_denoiser", "denoiser_from_score", "eps_from_denoiser",
+           "denoiser_from_eps", "v_from_denoiser", "denoiser_from_v",
            "velocity_from_denoiser", "denoiser_from_velocity", "convert", "as_denoiser", "as_prediction",
            "pf_ode_drift"]

@@ -13,7 +13,7 @@ Hutchinson's estimator εᵀ(∂(x − D)/∂x)ε with one ε per example held f
 ε from ``fold_in(key, indices[i])``, so its value does not depend on the batch it is in. Each example
 is solved by its own adaptive Dormand–Prince RK45 (``jaxgen.diffusion.ode``) under ``vmap``.
 
-bits/dim of 8-bit data uniformly dequantized into [a, b] (REFERENCE §2):
+bits/dim of 8-bit data uniformly dequantized into [a, b] (docs/reference.md §2):
     bpd = −log p/(D·ln 2) + bits − log₂(b − a)   (+7 for [−1, 1]).
 """
 
@@ -26,6 +26,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxgen.diffusion import ode as _ode
+from jaxgen.errors import ConfigError
 
 f32 = jnp.float32
 
@@ -61,12 +62,12 @@ def log_likelihood(denoise_fn: Callable, x, key=None, *, sigma_min: float = 0.00
       term ``prior_logp`` and the latent ``z`` = x(σ_max).
   """
   if estimator not in ("rademacher", "gaussian"):
-    raise ValueError(f"unknown estimator {estimator!r}: use 'rademacher' or 'gaussian'.")
+    raise ConfigError(f"unknown estimator {estimator!r}: use 'rademacher' or 'gaussian'.")
   if not exact_trace and key is None:
-    raise ValueError("log_likelihood needs a PRNG key for the Hutchinson trace estimator "
-                     "(pass key=..., or exact_trace=True for small dimension).")
+    raise ConfigError("log_likelihood needs a PRNG key for the Hutchinson trace estimator "
+                      "(pass key=..., or exact_trace=True for small dimension).")
   if not 0 < sigma_min < sigma_max:
-    raise ValueError(f"need 0 < sigma_min < sigma_max, got {sigma_min} and {sigma_max}.")
+    raise ConfigError(f"need 0 < sigma_min < sigma_max, got {sigma_min} and {sigma_max}.")
   x = jnp.asarray(x, f32)
   B = x.shape[0]
   shape = x.shape[1:]
@@ -118,13 +119,4 @@ def dequantize(key, x_uint8, data_range=(-1.0, 1.0), bits: int = 8):
   return a + (b - a) * (k + u) / 2 ** bits
 
 
-def dequantized_bits_per_dim(denoise_fn: Callable, x_uint8, key, *, data_range=(-1.0, 1.0),
-                             bits: int = 8, **kw):
-  """bits/dim of integer images: dequantize, ``log_likelihood`` (keywords passed on), convert."""
-  kq, kl = jax.random.split(key)
-  x = dequantize(kq, x_uint8, data_range, bits)
-  logp = log_likelihood(denoise_fn, x, kl, **kw)
-  return bits_per_dim(logp, math.prod(x.shape[1:]), data_range, bits)
-
-
-__all__ = ["log_likelihood", "bits_per_dim", "dequantize", "dequantized_bits_per_dim", "gaussian_log_prob"]
+__all__ = ["log_likelihood", "bits_per_dim", "dequantize", "gaussian_log_prob"]

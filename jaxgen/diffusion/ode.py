@@ -22,6 +22,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from jaxgen.errors import ConfigError
+
 f32 = jnp.float32
 tree_map = jax.tree_util.tree_map
 
@@ -51,7 +53,7 @@ _TABLEAUS = {
 def rk_step(f: Callable, y, t, h, method: str = "heun"):
   """One explicit Runge–Kutta step of size h from (t, y); returns y(t + h)."""
   if method not in _TABLEAUS:
-    raise ValueError(f"unknown method {method!r}: use one of {', '.join(_TABLEAUS)}.")
+    raise ConfigError(f"unknown method {method!r}: use one of {', '.join(_TABLEAUS)}.")
   c, A, b = _TABLEAUS[method]
   ks = []
   for ci, ai in zip(c, A):
@@ -67,7 +69,7 @@ def odeint_fixed(f: Callable, y0, ts, method: str = "heun", *, return_trajectory
   NFE = (len(ts) − 1) × {euler: 1, heun: 2, rk4: 4}.
   """
   if method not in _TABLEAUS:
-    raise ValueError(f"unknown method {method!r}: use one of {', '.join(_TABLEAUS)}.")
+    raise ConfigError(f"unknown method {method!r}: use one of {', '.join(_TABLEAUS)}.")
   ts = jnp.asarray(ts, f32)
 
   def body(y, tt):
@@ -187,7 +189,7 @@ def odeint_rk45(f: Callable, y0, t0, t1, *, rtol: float = 1e-5, atol: float = 1e
   f0 = f(y0, t0)
   if fixed_steps is not None:
     if not isinstance(fixed_steps, (int, np.integer)) or fixed_steps < 1:
-      raise ValueError(f"fixed_steps must be a positive int, got {fixed_steps!r}.")
+      raise ConfigError(f"fixed_steps must be a positive int, got {fixed_steps!r}.")
     h = (t1 - t0) / fixed_steps
 
     def body(carry, i):

@@ -29,6 +29,9 @@ from typing import Any, Callable, NamedTuple
 
 import jax.numpy as jnp
 
+from jaxgen.diffusion.conversions import bcast
+from jaxgen.errors import ConfigError
+
 f32 = jnp.float32
 
 
@@ -98,32 +101,15 @@ def ddpm_precond(sigma, ladder, prediction: str = "eps") -> Precond:
     return Precond(c_in ** 2, -sigma * c_in, c_in, c_noise)
   if prediction == "x0":
     return Precond(jnp.zeros_like(sigma), jnp.ones_like(sigma), c_in, c_noise)
-  raise ValueError(f"unknown prediction {prediction!r}: use 'eps', 'v' or 'x0'.")
+  raise ConfigError(f"unknown prediction {prediction!r}: use 'eps', 'v' or 'x0'.")
 
 
-# -- accessors on a schedule -------------------------------------------------------------------
-
-def c_skip(schedule, sigma):
-  return schedule.precond(sigma).c_skip
-
-
-def c_out(schedule, sigma):
-  return schedule.precond(sigma).c_out
-
-
-def c_in(schedule, sigma):
-  return schedule.precond(sigma).c_in
-
-
-def c_noise(schedule, sigma):
-  return schedule.precond(sigma).c_noise
-
+# -- the network's target and the wrapper --------------------------------------------------------
 
 def training_target(schedule, y, x, sigma):
   """The effective target of F (EDM eq. 8): F_target = (y − c_skip·x)/c_out, y clean, x = y + σn."""
   c = schedule.precond(_batch_sigma(sigma, x.shape[0]))
-  shape = (-1,) + (1,) * (x.ndim - 1)
-  return (_f32(y) - c.c_skip.reshape(shape) * _f32(x)) / c.c_out.reshape(shape)
+  return (_f32(y) - bcast(c.c_skip, x) * _f32(x)) / bcast(c.c_out, x)
 
 
 def _batch_sigma(sigma, batch: int):
@@ -131,8 +117,8 @@ def _batch_sigma(sigma, batch: int):
   if sigma.ndim == 0:
     return jnp.full((batch,), sigma)
   if sigma.shape != (batch,):
-    raise ValueError(f"sigma has shape {sigma.shape} but the batch has {batch} examples: pass a scalar "
-                     f"or one σ per example, shape ({batch},).")
+    raise ConfigError(f"sigma has shape {sigma.shape} but the batch has {batch} examples: pass a scalar "
+                      f"or one σ per example, shape ({batch},).")
   return sigma
 
 
@@ -153,8 +139,7 @@ def precondition(net: Callable, schedule, *, labels=None, input_dtype=None) -> C
     x32 = _f32(x)
     sigma = _batch_sigma(sigma, x32.shape[0])
     c = schedule.precond(sigma)
-    shape = (-1,) + (1,) * (x32.ndim - 1)
-    x_in = c.c_in.reshape(shape) * x32
+    x_in = bcast(c.c_in, x32) * x32
     if input_dtype is not None:
       x_in = x_in.astype(input_dtype)
     lab = closed_labels if labels is None else labels
@@ -163,13 +148,12 @@ def precondition(net: Callable, schedule, *, labels=None, input_dtype=None) -> C
       if F.shape[:-1] == x32.shape[:-1] and F.shape[-1] == 2 * x32.shape[-1]:
         F = F[..., :x32.shape[-1]]
       else:
-        raise ValueError(f"the network returned shape {F.shape} for an input of shape {x32.shape}: it must "
-                         "return F with the input's shape (or twice its channels, learned variance).")
-    return c.c_skip.reshape(shape) * x32 + c.c_out.reshape(shape) * F.astype(f32)
+        raise ConfigError(f"the network returned shape {F.shape} for an input of shape {x32.shape}: it must "
+                          "return F with the input's shape (or twice its channels, learned variance).")
+    return bcast(c.c_skip, x32) * x32 + bcast(c.c_out, x32) * F.astype(f32)
 
   return denoise_fn
 
 
 __all__ = ["Precond", "vp_precond", "ve_precond", "iddpm_precond", "edm_precond", "flow_precond",
-           "ddpm_precond", "nearest_index", "c_skip", "c_out", "c_in", "c_noise", "training_target",
-           "precondition"]
+           "ddpm_precond", "nearest_index", "training_target", "precondition"]

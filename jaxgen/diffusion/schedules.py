@@ -8,6 +8,7 @@ Every schedule here is a frozen dataclass (hashable, so usable as a static jit a
 vectorized float32 methods:
 
   sigma(t), sigma_deriv(t), s(t), s_deriv(t), sigma_inv(sigma)
+  sigma_sq_deriv(t)                            d(σ²)/dt = 2σσ̇ (closed form where σ̇ is infinite at σ = 0)
   time_steps(num_steps) -> t[num_steps + 1]    EDM Table 1 discretization, t_N the time of σ=0
   sigma_steps(num_steps) -> σ(t_i), ending in 0
   sample_sigma(key, shape)                     training noise distribution p_train
@@ -23,7 +24,11 @@ Discretizations (EDM Table 1; num_steps = N, i = 0..N−1, t_N = 0):
   EDM  t_i = (σ_max^{1/ρ} + i/(N−1)·(σ_min^{1/ρ} − σ_max^{1/ρ}))^ρ
   flow matching (rectified-flow convention) t_i = t_max·(1 − i/N), i = 0..N (uniform, N steps)
   DDPM (DDIM-style) σ_{j_i}, j_i = round((T−1)(1 − i/(N−1)))
-Grids are computed in float64 and returned as float32 (as ``jnp`` arrays).
+Grids are computed in float64 and returned as float32 (as ``jnp`` arrays). Every schedule has σ(0) = 0
+and its ``time_steps`` end at t = 0, so the time of σ = 0 is t = 0 (``samplers.sample_ode`` relies on it).
+
+The score SDEs of ``jaxgen.diffusion.sde`` are derived from these schedules (EDM eq. 4 ↔ score_sde):
+drift f(t) = ṡ/s and diffusion g(t)² = s²·d(σ²)/dt = 2s²σ̇σ.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxgen.diffusion import precond as _pc
+from jaxgen.errors import ConfigError
 
 f32 = jnp.float32
 
@@ -47,7 +53,7 @@ def _f32(x):
 
 def _check_steps(num_steps) -> int:
   if not isinstance(num_steps, (int, np.integer)) or num_steps < 1:
-    raise ValueError(f"num_steps must be a positive Python int, got {num_steps!r}.")
+    raise ConfigError(f"num_steps must be a positive Python int, got {num_steps!r}.")
   return int(num_steps)
 
 
@@ -75,7 +81,7 @@ def karras_sigmas(num_steps: int, sigma_min: float = 0.002, sigma_max: float = 8
   n = _check_steps(num_steps)
   if _is_static(sigma_min, sigma_max, rho):
     if not 0 < sigma_min <= sigma_max:
-      raise ValueError(f"need 0 < sigma_min <= sigma_max, got sigma_min={sigma_min}, sigma_max={sigma_max}.")
+      raise ConfigError(f"need 0 < sigma_min <= sigma_max, got sigma_min={sigma_min}, sigma_max={sigma_max}.")
     frac = _step_fraction(n)
     sig = (sigma_max ** (1 / rho) + frac * (sigma_min ** (1 / rho) - sigma_max ** (1 / rho))) ** rho
     return _append_zero(sig)
@@ -83,9 +89,6 @@ def karras_sigmas(num_steps: int, sigma_min: float = 0.002, sigma_max: float = 8
   inv = 1.0 / _f32(rho)
   sig = (_f32(sigma_max) ** inv + frac * (_f32(sigma_min) ** inv - _f32(sigma_max) ** inv)) ** _f32(rho)
   return _append_zero(sig)
-
-
-edm_sigmas = karras_sigmas
 
 
 def vp_sigmas(num_steps: int, sigma_min: float | None = None, sigma_max: float | None = None, *,
@@ -153,6 +156,10 @@ class _Schedule:
   def round_sigma(self, sigma):
     return _f32(sigma)
 
+  def sigma_sq_deriv(self, t):
+    """d(σ²)/dt = 2σσ̇ (the SDE's g² = s²·d(σ²)/dt); overridden where σ̇ is infinite at σ = 0."""
+    return 2.0 * self.sigma(t) * self.sigma_deriv(t)
+
   def noise_level(self, key, shape):
     """(σ, c_noise) drawn from p_train: what a loss needs to noise data and condition F."""
     sigma = self.sample_sigma(key, shape)
@@ -189,6 +196,11 @@ class VPSchedule(_Schedule):
     t = _f32(t)
     g = 0.5 * self.beta_d * t ** 2 + self.beta_min * t
     return 0.5 * (self.beta_min + self.beta_d * t) * jnp.exp(g) / jnp.sqrt(jnp.expm1(g))
+
+  def sigma_sq_deriv(self, t):
+    """d(σ²)/dt = β(t)·e^{B(t)}, finite at t = 0 where σ̇ is not."""
+    t = _f32(t)
+    return (self.beta_min + self.beta_d * t) * jnp.exp(0.5 * self.beta_d * t ** 2 + self.beta_min * t)
 
   def s(self, t):
     t = _f32(t)
@@ -256,6 +268,11 @@ class SubVPSchedule(VPSchedule):
     t = _f32(t)
     return (self.beta_min + self.beta_d * t) * jnp.cosh(0.25 * self.beta_d * t ** 2 + 0.5 * self.beta_min * t)
 
+  def sigma_sq_deriv(self, t):
+    """d(σ²)/dt = 2β(t)·sinh(B(t)) (= 2σσ̇)."""
+    t = _f32(t)
+    return 2.0 * (self.beta_min + self.beta_d * t) * jnp.sinh(0.5 * self.beta_d * t ** 2 + self.beta_min * t)
+
   def sigma_inv(self, sigma):
     big_b = 2.0 * jnp.arcsinh(0.5 * _f32(sigma))
     return (jnp.sqrt(self.beta_min ** 2 + 2 * self.beta_d * big_b) - self.beta_min) / self.beta_d
@@ -285,6 +302,9 @@ class VESchedule(_Schedule):
 
   def sigma_deriv(self, t):
     return 0.5 / jnp.sqrt(_f32(t))
+
+  def sigma_sq_deriv(self, t):
+    return jnp.ones_like(_f32(t))
 
   def s(self, t):
     return jnp.ones_like(_f32(t))
@@ -337,6 +357,9 @@ class _SigmaIsTime:
 
   def sigma_deriv(self, t):
     return jnp.ones_like(_f32(t))
+
+  def sigma_sq_deriv(self, t):
+    return 2.0 * _f32(t)
 
   def s(self, t):
     return jnp.ones_like(_f32(t))
@@ -427,9 +450,9 @@ class FlowMatchingSchedule(_Schedule):
 
   def __post_init__(self):
     if self.p_train not in ("uniform", "logit_normal"):
-      raise ValueError(f"unknown p_train {self.p_train!r}: use 'uniform' or 'logit_normal'.")
+      raise ConfigError(f"unknown p_train {self.p_train!r}: use 'uniform' or 'logit_normal'.")
     if not 0 < self.t_max < 1:
-      raise ValueError(f"t_max must lie in (0, 1) (t = 1 is σ = ∞), got {self.t_max}.")
+      raise ConfigError(f"t_max must lie in (0, 1) (t = 1 is σ = ∞), got {self.t_max}.")
 
   def sigma(self, t):
     t = _f32(t)
@@ -496,9 +519,9 @@ class DDPMSchedule(_DiscreteSigmas, _SigmaIsTime, _Schedule):
 
   def __post_init__(self):
     if self.kind not in ("linear", "cosine"):
-      raise ValueError(f"unknown DDPM schedule kind {self.kind!r}: use 'linear' or 'cosine'.")
+      raise ConfigError(f"unknown DDPM schedule kind {self.kind!r}: use 'linear' or 'cosine'.")
     if self.prediction not in ("eps", "v", "x0"):
-      raise ValueError(f"unknown prediction {self.prediction!r}: use 'eps', 'v' or 'x0'.")
+      raise ConfigError(f"unknown prediction {self.prediction!r}: use 'eps', 'v' or 'x0'.")
 
   @property
   def betas(self) -> np.ndarray:
@@ -529,6 +552,9 @@ class DDPMSchedule(_DiscreteSigmas, _SigmaIsTime, _Schedule):
 
   def time_steps(self, num_steps: int):
     n = _check_steps(num_steps)
+    if n > self.T:
+      raise ConfigError(f"num_steps={n} exceeds the T={self.T} DDPM steps: use at most {self.T} (the network "
+                        "is trained on the ladder only).")
     j = np.round((self.T - 1) * (1.0 - _step_fraction(n))).astype(np.int64)
     return _append_zero(self.sigmas[j])
 
@@ -569,10 +595,10 @@ class NCSNSchedule(_DiscreteSigmas, _SigmaIsTime, _Schedule):
 
   def __post_init__(self):
     if not isinstance(self.num_levels, (int, np.integer)) or self.num_levels < 1:
-      raise ValueError(f"num_levels must be a positive int, got {self.num_levels!r}.")
+      raise ConfigError(f"num_levels must be a positive int, got {self.num_levels!r}.")
     if not 0 < self.sigma_min <= self.sigma_max:
-      raise ValueError(f"need 0 < sigma_min <= sigma_max, got sigma_min={self.sigma_min}, "
-                       f"sigma_max={self.sigma_max}.")
+      raise ConfigError(f"need 0 < sigma_min <= sigma_max, got sigma_min={self.sigma_min}, "
+                        f"sigma_max={self.sigma_max}.")
 
   @property
   def sigmas(self) -> np.ndarray:
@@ -587,8 +613,8 @@ class NCSNSchedule(_DiscreteSigmas, _SigmaIsTime, _Schedule):
   def time_steps(self, num_steps: int):
     n = _check_steps(num_steps)
     if n > self.num_levels:
-      raise ValueError(f"num_steps={n} exceeds the {self.num_levels} NCSN noise levels: use at most "
-                       f"{self.num_levels} (the network is trained on the ladder only).")
+      raise ConfigError(f"num_steps={n} exceeds the {self.num_levels} NCSN noise levels: use at most "
+                        f"{self.num_levels} (the network is trained on the ladder only).")
     j = np.round((self.num_levels - 1) * _step_fraction(n)).astype(np.int64)
     return _append_zero(self.sigmas[j])
 
@@ -601,5 +627,5 @@ class NCSNSchedule(_DiscreteSigmas, _SigmaIsTime, _Schedule):
 
 
 __all__ = ["VPSchedule", "SubVPSchedule", "VESchedule", "IDDPMSchedule", "EDMSchedule", "FlowMatchingSchedule",
-           "DDPMSchedule", "karras_sigmas", "edm_sigmas", "vp_sigmas", "ve_sigmas", "iddpm_sigmas",
+           "DDPMSchedule", "karras_sigmas", "vp_sigmas", "ve_sigmas", "iddpm_sigmas",
            "iddpm_u", "NCSNSchedule"]

@@ -8,12 +8,20 @@ Forward SDE dx = f(x, t) dt + g(t) dw, here always linear: f = a(t)·x. Its marg
 N(m(t)·x(0), std(t)²·I) (``marginal_prob``), and for t' < t the exact transition is
 x(t) = (m(t)/m(t'))·x(t') + √(std(t)² − (m(t)/m(t'))² std(t')²)·z.
 
-- ``VPSDE``:    β(t) = β_min + t(β_max − β_min); dx = −½β x dt + √β dw;
-                m = exp(−¼t²(β_max−β_min) − ½tβ_min), std = √(1 − m²).
-- ``SubVPSDE``: same drift, g² = β(t)(1 − exp(−2β_min t − (β_max−β_min)t²));
-                std = 1 − m² (score_sde's sub-VP: the variance's square root is *not* taken).
-- ``VESDE``:    σ(t) = σ_min(σ_max/σ_min)^t; dx = σ(t)√(2 ln(σ_max/σ_min)) dw; m = 1, std = σ(t).
-- ``EDMSDE``:   the VE SDE in EDM's time t = σ (Karras et al. 2022, Eq. 6 with β(t) = σ̇/σ):
+Each SDE is *derived* from the EDM schedule of the same process (``SDE.schedule``, ``jaxgen.diffusion
+.schedules``), so the two never disagree. With u = ``schedule_time(t)`` the schedule's time at SDE time t
+(u = t except VE) and x(t) = s(u)·(y + σ(u)·n) (EDM eq. 4 ↔ score_sde):
+
+    m(t) = s(u),  std(t) = s(u)·σ(u),  a(t) = ṡ(u)/s(u)·u̇,  g(t)² = s(u)²·d(σ²)/du·u̇ = 2s²σ̇σ·u̇.
+
+- ``VPSDE``:    ``VPSchedule(β_d = β_max − β_min, β_min)``: β(t) = β_min + t(β_max − β_min);
+                dx = −½β x dt + √β dw; m = exp(−¼t²(β_max−β_min) − ½tβ_min), std = √(1 − m²).
+- ``SubVPSDE``: ``SubVPSchedule`` with the same β: same drift, g² = β(t)(1 − exp(−2β_min t −
+                (β_max−β_min)t²)); std = 1 − m² (score_sde's sub-VP: the variance's square root is
+                *not* taken).
+- ``VESDE``:    ``VESchedule`` (σ(u) = √u, s = 1) at u = σ(t)², σ(t) = σ_min(σ_max/σ_min)^t (score_sde's
+                geometric time); dx = σ(t)√(2 ln(σ_max/σ_min)) dw; m = 1, std = σ(t).
+- ``EDMSDE``:   ``EDMSchedule`` (σ(t) = t, s = 1; Karras et al. 2022, Eq. 6 with β(t) = σ̇/σ):
                 dx = √(2t) dw, m = 1, std = t. The σ-space samplers (``sample_euler_maruyama``,
                 ``sample_pc``) are the solvers below run on this SDE, so each solver exists once.
 
@@ -33,13 +41,12 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 
+from jaxgen.diffusion import schedules as _sched
+from jaxgen.diffusion.conversions import bcast
+from jaxgen.diffusion.likelihood import gaussian_log_prob
+from jaxgen.errors import ConfigError
+
 Array = jax.Array
-
-
-def _bc(v, x):
-  """Broadcasts a scalar or a ``[B]`` vector against ``x`` of shape ``[B, ...]``."""
-  v = jnp.asarray(v, jnp.float32)
-  return v.reshape(v.shape + (1,) * (x.ndim - v.ndim))
 
 
 def _sum_rest(z):
@@ -62,23 +69,39 @@ def per_sample_noise(key, indices, counter, shape) -> Array:
 
 
 class SDE(abc.ABC):
-  """Base class of the linear forward SDEs; subclasses define ``coefficients`` and ``sde``."""
+  """Base class of the linear forward SDEs: subclasses name their EDM ``schedule`` (and, if their time
+  is not the schedule's, ``schedule_time``); marginals, drift and diffusion follow from it."""
 
   T: float = 1.0
   N: int = 1000
 
+  @property
   @abc.abstractmethod
-  def sde(self, x, t):
-    """Drift f(x, t) ``[B, ...]`` and diffusion g(t) (shape of t)."""
+  def schedule(self):
+    """The EDM schedule (s, σ and their derivatives) of this process, in schedule time u."""
 
-  @abc.abstractmethod
+  def schedule_time(self, t):
+    """(u(t), du/dt): the schedule's time at SDE time t (the identity unless overridden)."""
+    t = jnp.asarray(t, jnp.float32)
+    return t, jnp.ones_like(t)
+
+  def sde(self, x, t):
+    """Drift f(x, t) = (ṡ/s)·u̇·x ``[B, ...]`` and diffusion g(t) = √(s²·d(σ²)/du·u̇) (shape of t)."""
+    u, du = self.schedule_time(t)
+    sch = self.schedule
+    s = sch.s(u)
+    return bcast(sch.s_deriv(u) / s * du, x) * x, jnp.sqrt(jnp.square(s) * sch.sigma_sq_deriv(u) * du)
+
   def coefficients(self, t):
-    """(m(t), std(t)): the marginal is N(m·x(0), std²·I)."""
+    """(m(t), std(t)) = (s(u), s(u)·σ(u)): the marginal is N(m·x(0), std²·I)."""
+    u, _ = self.schedule_time(t)
+    s = self.schedule.s(u)
+    return s, s * self.schedule.sigma(u)
 
   def marginal_prob(self, x, t):
     """Mean ``m(t)·x`` and std (shape of t) of p(x(t) | x(0) = x)."""
     m, std = self.coefficients(t)
-    return _bc(m, x) * x, std
+    return bcast(m, x) * x, std
 
   def prior_std(self) -> float:
     return float(self.coefficients(jnp.float32(self.T))[1])
@@ -89,9 +112,7 @@ class SDE(abc.ABC):
 
   def prior_logp(self, z):
     """log N(z; 0, std(T)² I) per example (summed over all but the batch axis)."""
-    s2 = self.prior_std() ** 2
-    d = math.prod(z.shape[1:])
-    return -0.5 * d * math.log(2 * math.pi * s2) - _sum_rest(jnp.square(z.astype(jnp.float32))) / (2 * s2)
+    return gaussian_log_prob(z, self.prior_std())
 
   def transition(self, t, t_next):
     """Exact forward transition from ``t_next`` to ``t`` (t_next < t): (a, G) with
@@ -117,7 +138,7 @@ class SDE(abc.ABC):
     if t_next is None:
       return self._grid_discretize(x, t)
     a, g = self.transition(t, t_next)
-    return (_bc(a, x) - 1.0) * x, g
+    return (bcast(a, x) - 1.0) * x, g
 
   def langevin_alpha(self, t):
     """α of score_sde's Langevin corrector step ε = 2α(r‖z‖/‖s‖)²: 1 unless overridden."""
@@ -153,7 +174,7 @@ class ReverseSDE:
   def sde(self, x, t, score=None):
     drift, diffusion = self.forward.sde(x, t)
     score = self.score_fn(x, t) if score is None else score
-    drift = drift - _bc(jnp.square(diffusion), x) * score * self._c()
+    drift = drift - bcast(jnp.square(diffusion), x) * score * self._c()
     diffusion = jnp.zeros_like(diffusion) if self.probability_flow else diffusion
     return drift, diffusion
 
@@ -161,14 +182,9 @@ class ReverseSDE:
     """Reverse-diffusion rule: x(t_next) ≈ x − rev_f + rev_G·z, rev_f = f − c·G²·s."""
     f, g = self.forward.discretize(x, t, t_next)
     score = self.score_fn(x, t) if score is None else score
-    rev_f = f - _bc(jnp.square(g), x) * score * self._c()
+    rev_f = f - bcast(jnp.square(g), x) * score * self._c()
     rev_g = jnp.zeros_like(g) if self.probability_flow else g
     return rev_f, rev_g
-
-
-def _vp_log_mean(t, beta_min, beta_max):
-  t = jnp.asarray(t, jnp.float32)
-  return -0.25 * jnp.square(t) * (beta_max - beta_min) - 0.5 * t * beta_min
 
 
 @dataclasses.dataclass(frozen=True)
@@ -180,16 +196,12 @@ class VPSDE(SDE):
   N: int = 1000
   T: float = 1.0
 
+  @property
+  def schedule(self):
+    return _sched.VPSchedule(beta_d=self.beta_max - self.beta_min, beta_min=self.beta_min)
+
   def beta(self, t):
     return self.beta_min + jnp.asarray(t, jnp.float32) * (self.beta_max - self.beta_min)
-
-  def sde(self, x, t):
-    b = self.beta(t)
-    return -0.5 * _bc(b, x) * x, jnp.sqrt(b)
-
-  def coefficients(self, t):
-    lm = _vp_log_mean(t, self.beta_min, self.beta_max)
-    return jnp.exp(lm), jnp.sqrt(-jnp.expm1(2.0 * lm))
 
   def prior_std(self):
     return 1.0
@@ -204,7 +216,7 @@ class VPSDE(SDE):
   def _grid_discretize(self, x, t):
     """DDPM discretization x_i = √(1−β_i) x_{i−1} + √β_i z (score_sde ``VPSDE.discretize``)."""
     beta = self.discrete_betas()[self._timestep(t)]
-    return (_bc(jnp.sqrt(1.0 - beta), x) - 1.0) * x, jnp.sqrt(beta)
+    return (bcast(jnp.sqrt(1.0 - beta), x) - 1.0) * x, jnp.sqrt(beta)
 
   def langevin_alpha(self, t):
     return 1.0 - self.discrete_betas()[self._timestep(t)]
@@ -218,15 +230,9 @@ class SubVPSDE(VPSDE):
   uses the VP α_i = 1 − β_i (score_sde's ``subVPSDE`` has no α table of its own).
   """
 
-  def sde(self, x, t):
-    t = jnp.asarray(t, jnp.float32)
-    b = self.beta(t)
-    discount = -jnp.expm1(-2.0 * self.beta_min * t - (self.beta_max - self.beta_min) * jnp.square(t))
-    return -0.5 * _bc(b, x) * x, jnp.sqrt(b * discount)
-
-  def coefficients(self, t):
-    lm = _vp_log_mean(t, self.beta_min, self.beta_max)
-    return jnp.exp(lm), -jnp.expm1(2.0 * lm)
+  @property
+  def schedule(self):
+    return _sched.SubVPSchedule(beta_d=self.beta_max - self.beta_min, beta_min=self.beta_min)
 
   def prior_std(self):
     return 1.0
@@ -244,16 +250,17 @@ class VESDE(SDE):
   N: int = 1000
   T: float = 1.0
 
+  @property
+  def schedule(self):
+    return _sched.VESchedule(sigma_min=self.sigma_min, sigma_max=self.sigma_max)
+
   def sigma(self, t):
     return self.sigma_min * (self.sigma_max / self.sigma_min) ** jnp.asarray(t, jnp.float32)
 
-  def sde(self, x, t):
-    g = self.sigma(t) * math.sqrt(2.0 * (math.log(self.sigma_max) - math.log(self.sigma_min)))
-    return jnp.zeros_like(x), g
-
-  def coefficients(self, t):
-    s = self.sigma(t)
-    return jnp.ones_like(s), s
+  def schedule_time(self, t):
+    """u = σ(t)² (VESchedule's time), du/dt = 2 ln(σ_max/σ_min)·u."""
+    u = jnp.square(self.sigma(t))
+    return u, 2.0 * (math.log(self.sigma_max) - math.log(self.sigma_min)) * u
 
   def prior_std(self):
     return float(self.sigma_max)
@@ -281,12 +288,9 @@ class EDMSDE(SDE):
   def T(self):
     return self.sigma_max
 
-  def sde(self, x, t):
-    return jnp.zeros_like(x), jnp.sqrt(2.0 * jnp.asarray(t, jnp.float32))
-
-  def coefficients(self, t):
-    t = jnp.asarray(t, jnp.float32)
-    return jnp.ones_like(t), t
+  @property
+  def schedule(self):
+    return _sched.EDMSchedule(sigma_max=self.sigma_max)
 
   def prior_std(self):
     return float(self.sigma_max)
@@ -310,11 +314,11 @@ def langevin_correct(score, x, z, target_snr, alpha, norm="sample"):
     s_norm = jnp.broadcast_to(jnp.mean(s_norm), s_norm.shape)
     z_norm = jnp.broadcast_to(jnp.mean(z_norm), z_norm.shape)
   elif norm != "sample":
-    raise ValueError(f"norm must be 'sample' or 'batch', got {norm!r}.")
+    raise ConfigError(f"norm must be 'sample' or 'batch', got {norm!r}.")
   ratio = target_snr * z_norm / jnp.where(s_norm > 0, s_norm, 1.0)
   eps = jnp.where(s_norm > 0, 2.0 * alpha * jnp.square(ratio), 0.0)
-  x_mean = x + _bc(eps, x) * score
-  return x_mean + _bc(jnp.sqrt(2.0 * eps), x) * z, x_mean
+  x_mean = x + bcast(eps, x) * score
+  return x_mean + bcast(jnp.sqrt(2.0 * eps), x) * z, x_mean
 
 
 def ald_correct(score, x, z, target_snr, alpha, std):
@@ -322,15 +326,16 @@ def ald_correct(score, x, z, target_snr, alpha, std):
   ε = 2α(r·std(t))², x ← x + ε s + √(2ε) z. The step depends only on t, never on the state or the
   batch. Returns (x, x_mean)."""
   eps = 2.0 * alpha * jnp.square(target_snr * std)
-  x_mean = x + _bc(eps, x) * score
-  return x_mean + _bc(jnp.sqrt(2.0 * eps), x) * z, x_mean
+  x_mean = x + bcast(eps, x) * score
+  return x_mean + bcast(jnp.sqrt(2.0 * eps), x) * z, x_mean
 
 
 def sample_reverse_sde(sde: SDE, score_fn: Callable, x, ts, key=None, *,
                        predictor: str = "reverse_diffusion", corrector: str | None = None,
                        snr: float = 0.16, n_corrector_steps: int = 1,
                        probability_flow: bool = False, denoise: bool = True, indices=None,
-                       corrector_norm: str = "sample", return_nfe: bool = False):
+                       corrector_norm: str = "sample", return_nfe: bool = False,
+                       return_trajectory: bool = False):
   """Predictor–corrector sampling of ``sde.reverse(score_fn)`` on the time grid ``ts`` (decreasing).
 
   For each i < N = len(ts) − 1: ``n_corrector_steps`` corrector steps at t_i (``'langevin'``:
@@ -345,25 +350,28 @@ def sample_reverse_sde(sde: SDE, score_fn: Callable, x, ts, key=None, *,
   once per predictor step: NFE = N·(n_corrector_steps + [predictor != 'none']).
   x is float32 inside; the result has x's dtype. The noise of sample i comes from
   ``fold_in(key, indices[i])`` (``per_sample_noise``), ``indices`` defaulting to arange(B).
+  Returns x0, with ``return_trajectory`` also the float32 states at every t_i ``[N + 1, B, ...]`` (the
+  first is x, the last the returned sample, i.e. after the noise removal), with ``return_nfe`` also the
+  NFE: ``x0``, ``(x0, nfe)``, ``(x0, trajectory)`` or ``(x0, trajectory, nfe)``.
   """
   if predictor not in _PREDICTORS:
-    raise ValueError(f"Unknown predictor {predictor!r}: use one of {_PREDICTORS}.")
+    raise ConfigError(f"Unknown predictor {predictor!r}: use one of {_PREDICTORS}.")
   if corrector not in _CORRECTORS:
-    raise ValueError(f"Unknown corrector {corrector!r}: use 'langevin', 'ald' or None.")
+    raise ConfigError(f"Unknown corrector {corrector!r}: use 'langevin', 'ald' or None.")
   use_corr = corrector in ("langevin", "ald") and n_corrector_steps > 0
   stochastic = use_corr or (predictor != "none" and not probability_flow)
   if stochastic and key is None:
-    raise ValueError("This SDE sampler draws noise: pass key=jax.random.key(seed).")
+    raise ConfigError("This SDE sampler draws noise: pass key=jax.random.key(seed).")
   ts = jnp.asarray(ts, jnp.float32)
   if ts.ndim != 1 or ts.shape[0] < 2:
-    raise ValueError(f"ts must be a 1-D time grid with at least 2 entries, got shape {ts.shape}.")
+    raise ConfigError(f"ts must be a 1-D time grid with at least 2 entries, got shape {ts.shape}.")
   dtype = x.dtype
   x = x.astype(jnp.float32)
   batch = x.shape[0]
   indices = jnp.arange(batch) if indices is None else jnp.asarray(indices)
   if indices.shape != (batch,):
-    raise ValueError(f"indices must have shape ({batch},) (one global index per sample), got "
-                     f"{indices.shape}.")
+    raise ConfigError(f"indices must have shape ({batch},) (one global index per sample), got "
+                      f"{indices.shape}.")
   n_corr = int(n_corrector_steps) if use_corr else 0
   draws = n_corr + 1
   rsde = sde.reverse(score_fn, probability_flow)
@@ -395,22 +403,26 @@ def sample_reverse_sde(sde: SDE, score_fn: Callable, x, ts, key=None, *,
         drift, diffusion = rsde.sde(x, tb, score=score)
         dt = t_next - t
         mean = x + drift * dt
-        new = mean if z is None else mean + _bc(diffusion * jnp.sqrt(jnp.abs(dt)), x) * z
+        new = mean if z is None else mean + bcast(diffusion * jnp.sqrt(jnp.abs(dt)), x) * z
       else:
         rev_f, rev_g = rsde.discretize(x, tb, tnb, score=score)
         mean = x - rev_f
-        new = mean if z is None else mean + _bc(rev_g, x) * z
+        new = mean if z is None else mean + bcast(rev_g, x) * z
       m, s = sde.coefficients(t)
       m_n, s_n = sde.coefficients(t_next)
       tweedie = (m_n / m) * (x + jnp.square(s) * score)
       at_data = s_n == 0
       x_mean = jnp.where(at_data, tweedie, mean)
       x = jnp.where(at_data, tweedie, new)
-    return (x, x_mean), None
+    return (x, x_mean), (x if return_trajectory else None)
 
   n = ts.shape[0] - 1
-  (x, x_mean), _ = jax.lax.scan(step, (x, x), (jnp.arange(n, dtype=jnp.int32), ts[:-1], ts[1:]))
-  out = (x_mean if denoise else x).astype(dtype)
+  x_start = x
+  (x, x_mean), path = jax.lax.scan(step, (x, x), (jnp.arange(n, dtype=jnp.int32), ts[:-1], ts[1:]))
+  out = x_mean if denoise else x
+  result = (out.astype(dtype),)
+  if return_trajectory:
+    result += (jnp.concatenate([x_start[None], path[:-1], out[None]]),)
   if return_nfe:
-    return out, jnp.int32(n * (n_corr + (predictor != "none")))
-  return out
+    result += (jnp.int32(n * (n_corr + (predictor != "none"))),)
+  return result if len(result) > 1 else result[0]

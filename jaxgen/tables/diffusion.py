@@ -2,7 +2,7 @@
 
 Karras et al. (2022, Fig. 2 and §3) show that the 2nd-order Heun solver and the ρ = 7 time steps of
 eq. 5 reach a given quality with far fewer network evaluations than Euler on the original VP/VE
-discretizations. Here the network is the *ideal* denoiser of a 1-D Gaussian mixture (REFERENCE §3:
+discretizations. Here the network is the *ideal* denoiser of a 1-D Gaussian mixture (docs/reference.md §3:
 D(x; σ) = Σ_k w_k(x)[μ_k + s_k²/(s_k²+σ²)(x − μ_k)]), so the only error left is the ODE solver's: we
 report the RMS distance at σ_min between each sampler's output and the exact PF-ODE solution (a float64
 RK4 reference with 2048 steps in ln σ, converged to 1e-10), for the same 512 starting points x(σ_max) = σ_max·z.
@@ -11,7 +11,7 @@ Columns: the original VP sampler (Euler on the VP ODE in t, with s(t) and σ(t) 
 ``sample_ode``), Heun on the VP ODE with EDM's t_i, and Euler / Heun in EDM's σ-space (σ(t) = t, s = 1;
 ``sample_euler`` / ``sample_heun``) on the VP, VE and EDM (ρ = 7) grids. Every grid spans σ ∈ [0.002, 80] (VP's β refitted to this range,
 as EDM's ``ablation_sampler`` does). A second table checks the observed orders on the Gaussian ODE,
-whose flow is known in closed form (REFERENCE §3).
+whose flow is known in closed form (docs/reference.md §3).
 """
 
 from __future__ import annotations
@@ -70,13 +70,14 @@ def _run(sampler, grid, x0):
   return np.asarray(out, np.float64)[:, 0], int(nfe)
 
 
-def _vp_ode(solver, ts, x0, sched):
-  """EDM's general sampler on the VP ODE (x_t = s(t)·x̃, σ(t), s(t) of VP) over the time grid ts."""
+def _vp_ode(solver, sigmas, x0, sched):
+  """EDM's general sampler on the VP ODE (x_t = s(t)·x̃, σ(t), s(t) of VP) over the σ grid ``sigmas``,
+  integrated in VP's time t = σ⁻¹(σ); the result is in σ-space (x_t/s(t_N))."""
   import jax
   from jaxgen import diffusion as dif
-  fn = jax.jit(lambda t, x: dif.sample_ode(_mixture_D, x, t, sched, solver=solver, return_nfe=True))
-  out, nfe = fn(ts, x0 / SIGMA_MAX)                      # sample_ode starts at latents·σ(t₀)·s(t₀)
-  return np.asarray(out, np.float64)[:, 0] / float(sched.s(ts[-1])), int(nfe)
+  fn = jax.jit(lambda g, x: dif.sample_ode(_mixture_D, x, g, schedule=sched, solver=solver, return_nfe=True))
+  out, nfe = fn(sigmas, x0 / SIGMA_MAX * sigmas[0])      # x = latents·σ_0
+  return np.asarray(out, np.float64)[:, 0], int(nfe)
 
 
 def _rms(a, b):
@@ -91,12 +92,12 @@ def fig2_table() -> Table:
   x0 = jnp.asarray(SIGMA_MAX * z, jnp.float32)[:, None]
   ref = _reference(np.asarray(x0, np.float64)[:, 0])
   vp = dif.VPSchedule.fit(SIGMA_MIN, SIGMA_MAX)
-  vp_t = lambda n: vp.time_steps(n + 1)[:-1]            # N steps from t = 1 to ε_s (σ_max → σ_min)
+  vp_t = lambda n: vp.sigma_steps(n + 1)[:-1]           # VP's t_i: N steps from t = 1 to ε_s (σ_max → σ_min)
   edm = lambda n: dif.karras_sigmas(n + 1, SIGMA_MIN, SIGMA_MAX)[:-1]
   vps = lambda n: dif.vp_sigmas(n + 1, SIGMA_MIN, SIGMA_MAX)[:-1]
   ves = lambda n: dif.ve_sigmas(n + 1, SIGMA_MIN, SIGMA_MAX)[:-1]
   runs = [lambda nfe: _vp_ode("euler", vp_t(nfe), x0, vp),
-          lambda nfe: _vp_ode("heun", vp.sigma_inv(edm(nfe // 2)), x0, vp),
+          lambda nfe: _vp_ode("heun", edm(nfe // 2), x0, vp),
           lambda nfe: _run(dif.sample_euler, vps(nfe), x0),
           lambda nfe: _run(dif.sample_euler, edm(nfe), x0),
           lambda nfe: _run(dif.sample_heun, vps(nfe // 2), x0),
@@ -147,7 +148,7 @@ def order_table() -> Table:
       title="Observed order on the Gaussian PF-ODE (error at σ_min, ρ = 7 grid)",
       columns=["solver, data std", "reference slope", "slope N 64→128", "slope N 32→64", "error N=128"],
       rows=rows,
-      source="REFERENCE §3 (float64 study: Euler 0.98–1.0, Heun 2.05–2.13 over N = 16…128)")
+      source="docs/reference.md §3 (float64 study: Euler 0.98–1.0, Heun 2.05–2.13 over N = 16…128)")
 
 
 def tables() -> list[Table]:

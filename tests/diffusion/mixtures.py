@@ -1,4 +1,4 @@
-"""Ideal denoisers and exact samplers for analytic diffusion tests (REFERENCE.md §3).
+"""Ideal denoisers and exact samplers for analytic diffusion tests (docs/reference.md §3).
 
 - Gaussian N(μ, s²I):  D(x; σ) = μ + s²/(s² + σ²)·(x − μ).
 - Mixture Σπ_k N(μ_k, Σ_k): D(x; σ) = Σ_k w_k(x)[μ_k + Σ_k(Σ_k + σ²I)⁻¹(x − μ_k)],

@@ -1,4 +1,5 @@
-"""PF-ODE log-likelihood against the Gaussian closed form (REFERENCE §3), Hutchinson's variance, bits/dim."""
+"""PF-ODE log-likelihood against the Gaussian closed form (docs/reference.md §3), Hutchinson's variance,
+bits/dim."""
 
 import functools
 import math

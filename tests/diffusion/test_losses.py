@@ -1,4 +1,4 @@
-"""Losses: analytic expectations with ideal denoisers/scores of Gaussian data (REFERENCE §3), and
+"""Losses: analytic expectations with ideal denoisers/scores of Gaussian data (docs/reference.md §3), and
 jit/vmap/grad for every loss. Monte-Carlo tolerances are 5 standard errors."""
 
 import functools
@@ -26,7 +26,8 @@ def within(samples, expected, k=5.0):
 
 
 def test_edm_loss_of_ideal_denoiser_is_one_per_dimension():
-  """REFERENCE §3: with the ideal denoiser of N(0, σ_d²), λ(σ)E‖D − y‖² = 1 per dimension at every σ."""
+  """docs/reference.md §3: with the ideal denoiser of N(0, σ_d²), λ(σ)E‖D − y‖² = 1 per dimension at
+  every σ."""
   B, d = 4096, 8
   y = 0.5 * jax.random.normal(jax.random.key(1), (B, d))
 
@@ -181,3 +182,58 @@ def test_ssm_jit_vmap_grad_and_augment_labels():
     L.edm_loss(net, jnp.ones((2, 3)), KEY, reduce="max")
   with pytest.raises(ValueError, match="unknown diffusion loss"):
     L.get_loss("nope")
+
+
+# -- one vocabulary -------------------------------------------------------------------------------
+
+def test_losses_vocabulary_and_uniform_call():
+  """LOSSES holds exactly the task's names; every entry takes the same keywords (an unused one is ignored)
+  and equals the direct call it stands for (same key ⇒ same σ and noise, so equal to rounding)."""
+  assert list(dif.LOSSES) == ["edm", "vp", "subvp", "ve", "eps", "v", "x0", "fm", "dsm"]
+  assert dif.LOSSES is L.LOSSES and all(L.get_loss(n) is f for n, f in L.LOSSES.items())
+  y = 0.5 * jax.random.normal(jax.random.key(10), (16, 2, 2, 1))
+  labels = jnp.arange(16) % 3
+  D = gauss_D(0.25)
+  ladder = L.ncsn_sigmas(2.0, 0.02, 10)
+  fm = dif.FlowMatchingSchedule(p_train="logit_normal")
+  direct = {
+      "edm": L.denoising_loss(D, y, KEY, schedule=dif.EDMSchedule(), preconditioned=True),
+      "vp": L.denoising_loss(D, y, KEY, schedule=dif.VPSchedule(), preconditioned=True),
+      "subvp": L.denoising_loss(D, y, KEY, schedule=dif.SubVPSchedule(), preconditioned=True),
+      "ve": L.denoising_loss(D, y, KEY, schedule=dif.VESchedule(), preconditioned=True),
+      "eps": L.ddpm_loss(D, y, KEY, schedule=dif.DDPMSchedule(), prediction="eps", preconditioned=True),
+      "v": L.ddpm_loss(D, y, KEY, schedule=dif.DDPMSchedule(), prediction="v", preconditioned=True),
+      "x0": L.ddpm_loss(D, y, KEY, schedule=dif.DDPMSchedule(), prediction="x0", preconditioned=True),
+      "fm": L.flow_matching_loss(D, y, KEY, schedule=fm, preconditioned=True),
+      "dsm": L.dsm_loss(D, y, KEY, sigmas=ladder, preconditioned=True),
+  }
+  schedules = {"edm": dif.EDMSchedule(), "vp": dif.VPSchedule(), "subvp": dif.SubVPSchedule(),
+               "ve": dif.VESchedule(), "eps": dif.DDPMSchedule(), "v": dif.DDPMSchedule(),
+               "x0": dif.DDPMSchedule(), "fm": fm, "dsm": dif.NCSNSchedule()}
+  for name, fn in dif.LOSSES.items():
+    run = jax.jit(lambda y, fn=fn, s=schedules[name]: fn(D, y, KEY, schedule=s, sigmas=ladder, labels=labels,
+                                                        augment_labels=None, preconditioned=True,
+                                                        reduce=None))
+    got = run(y)
+    assert got.shape == (16,) and got.dtype == jnp.float32
+    np.testing.assert_allclose(got, direct[name], rtol=1e-4, err_msg=name)   # jit vs eager: rounding
+    # schedule=None is the entry's default schedule; reduce picks the reduction
+    if name not in ("fm", "dsm"):
+      np.testing.assert_allclose(fn(D, y, KEY, schedule=None, preconditioned=True), direct[name], rtol=1e-6)
+    n_dims = 4
+    total = fn(D, y, KEY, schedule=schedules[name], sigmas=ladder, preconditioned=True, reduce="sum")
+    mean = fn(D, y, KEY, schedule=schedules[name], sigmas=ladder, preconditioned=True, reduce="mean")
+    np.testing.assert_allclose(total, n_dims * mean, rtol=1e-5, err_msg=name)
+  with pytest.raises(ValueError, match="choose one of edm, vp, subvp"):
+    L.get_loss("ddpm_eps")
+
+
+def test_subvp_loss_is_score_sdes_weighting():
+  """subvp: σ = σ_subVP(t), t ~ U(ε_t, 1), λ = 1/σ²; with the ideal denoiser of N(0, s²) the expected loss
+  per dimension is E[s²/(s² + σ²)] over that p_train (quadrature over t)."""
+  s2, B = 0.25, 4096
+  y = 0.5 * jax.random.normal(jax.random.key(11), (B, 1))
+  out = jax.jit(lambda y: L.subvp_loss(gauss_D(s2), y, KEY, preconditioned=True))(y)
+  u = (np.arange(200000) + 0.5) / 200000
+  sig = np.asarray(dif.SubVPSchedule().sigma(1 + u * (1e-5 - 1)), np.float64)
+  within(out, np.mean(s2 / (s2 + sig ** 2)))

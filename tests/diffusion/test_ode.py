@@ -1,5 +1,5 @@
 """ODE integrators: linear ODEs against exp, convergence orders, and the PF-ODE flow map of Gaussian data
-(REFERENCE §3) under the VP, VE, EDM and flow-matching schedules (the general Algorithm-1 ODE)."""
+(docs/reference.md §3) under the VP, VE, EDM and flow-matching schedules (the general Algorithm-1 ODE)."""
 
 import functools
 

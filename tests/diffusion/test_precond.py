@@ -11,7 +11,7 @@ S2 = 0.3 ** 2  # data N(0, 0.3² I)
 
 
 def ideal_D(x, sigma):
-  """Ideal denoiser of N(0, s²I): D = s²/(s²+σ²)·x (REFERENCE §3)."""
+  """Ideal denoiser of N(0, s²I): D = s²/(s²+σ²)·x (docs/reference.md §3)."""
   return S2 / (S2 + sigma[:, None] ** 2) * x
 
 
@@ -30,7 +30,8 @@ SIG = np.array([0.01, 0.2, 1.0, 7.0], np.float32)
 
 
 @pytest.mark.parametrize("sched", [dif.VPSchedule(), dif.VESchedule(), dif.EDMSchedule(),
-                                   dif.FlowMatchingSchedule(), dif.DDPMSchedule(prediction="v")],
+                                   dif.FlowMatchingSchedule(), dif.DDPMSchedule(prediction="v"),
+                                   dif.DDPMSchedule(), dif.DDPMSchedule(kind="cosine", prediction="x0")],
                          ids=lambda s: type(s).__name__)
 def test_precondition_reconstructs_denoiser(sched):
   x = jax.random.normal(jax.random.key(0), (4, 3))

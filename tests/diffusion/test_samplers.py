@@ -1,4 +1,4 @@
-"""Samplers against analytic facts (REFERENCE.md §1 and §3): ideal denoisers, no snapshots."""
+"""Samplers against analytic facts (docs/reference.md §1 and §3): ideal denoisers, no snapshots."""
 
 import functools
 import math
@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from jaxgen.diffusion import samplers as S
+from jaxgen import diffusion as dif
 from jaxgen.diffusion.schedules import EDMSchedule, FlowMatchingSchedule, VPSchedule, karras_sigmas
 from tests.diffusion import mixtures as M
 
@@ -21,7 +22,7 @@ BANDWIDTH = 0.5
 
 
 def _exact_flow(x, s, sigma_from, sigma_to):
-  """PF-ODE flow map of N(0, s²): x(σ) = x(σ')·√((s² + σ²)/(s² + σ'²)) (REFERENCE §3)."""
+  """PF-ODE flow map of N(0, s²): x(σ) = x(σ')·√((s² + σ²)/(s² + σ'²)) (docs/reference.md §3)."""
   return x * np.sqrt((s ** 2 + sigma_to ** 2) / (s ** 2 + sigma_from ** 2))
 
 
@@ -30,7 +31,7 @@ def _exact_flow(x, s, sigma_from, sigma_to):
 
 @pytest.mark.parametrize("name,lo,hi", [("euler", 0.9, 1.1), ("heun", 1.8, 2.3)])
 def test_convergence_slope_on_gaussian_ode(name, lo, hi):
-  # Setup (REFERENCE §3): data N(0, s²) with s = 0.1, 0.5, 1 (one per dimension), ρ = 7 grid from
+  # Setup (docs/reference.md §3): data N(0, s²) with s = 0.1, 0.5, 1 (one per dimension), ρ = 7 grid from
   # σ_max = 80 to σ_min = 0.002 with N = 16…128 points (no final 0: the error is taken at σ_min),
   # x(80) = 80; global relative error against the exact flow map; slope of log error vs log N.
   f = {"euler": S.sample_euler, "heun": S.sample_heun}[name]
@@ -100,7 +101,7 @@ ALL_SIGMA_SAMPLERS = {
 @pytest.mark.parametrize("name", sorted(ALL_SIGMA_SAMPLERS))
 def test_program_size_independent_of_steps_and_last_step_exact(name):
   # (a) The traced program (jaxpr) has the same number of equations for 4 and 40 steps: one scan.
-  # (b) Finite point set {y_i} (REFERENCE §3): its ideal denoiser is NaN at σ = 0, so a finite
+  # (b) Finite point set {y_i} (docs/reference.md §3): its ideal denoiser is NaN at σ = 0, so a finite
   #     result proves σ = 0 is never evaluated; with σ_min = 0.002 and points ≥ 1 apart every sample
   #     must land on a data point (the step to 0 is D(x; σ_min), a softmax that has collapsed).
   f, kw = ALL_SIGMA_SAMPLERS[name]
@@ -141,7 +142,7 @@ def _ddim_paper(denoise_fn, x_tilde, sigmas, eta, noises):
 def test_ddim_equals_paper_formula_and_euler(eta):
   # Setup: 2-D mixture denoiser, 12-step ρ=7 grid from 80 ending in 0, 8 samples. The paper's update
   # in ᾱ-coordinates with the same per-sample noise equals sample_ddim in EDM coordinates; with
-  # η = 0 both equal Euler on the EDM ODE (REFERENCE §3).
+  # η = 0 both equal Euler on the EDM ODE (docs/reference.md §3).
   sig = karras_sigmas(12)
   key = jax.random.key(3)
   x = 80.0 * jax.random.normal(jax.random.key(4), (8, 2))
@@ -205,7 +206,7 @@ def test_mmd_threshold_has_power():
 def test_annealed_langevin_stationary_variance():
   # Setup: data N(0, v), one noise level σ (grid [σ, 0]) so the chain targets N(0, V), V = v + σ²;
   # ε = step_lr (σ_i = σ_L), T = 60 steps, 20000 one-dimensional chains started at N(0, V).
-  # NCSN's update x ← x + (ε/2)∇log p + √ε z has stationary variance V/(1 − ε/(4V)) (REFERENCE §3),
+  # NCSN's update x ← x + (ε/2)∇log p + √ε z has stationary variance V/(1 − ε/(4V)) (docs/reference.md §3),
   # here 25% above V, checked to 4 standard errors of a sample variance (√(2/n)).
   v, sigma, eps, n = 0.5, 0.5, 0.75, 20000
   big_v = v + sigma ** 2
@@ -284,9 +285,15 @@ def test_under_pmap():
   np.testing.assert_allclose(np.asarray(out).reshape(8, 2), ref, rtol=1e-5, atol=1e-5)
 
 
+VP_SIGMAS = VPSchedule().sigma_steps(4)   # sample_ode on VP's own grid (x = latents·σ_0, latents = x/80)
+
+
+def _ode_vp(d, x, s, k=None, **kw):
+  return S.sample_ode(d, x / 80.0 * VP_SIGMAS[0], VP_SIGMAS, k, schedule=VPSchedule(), **kw)
+
+
 EVERY_SAMPLER = dict(ALL_SIGMA_SAMPLERS, pf_ode_fixed=(S.sample_pf_ode, {"fixed_steps": 4}),
-                     ode_vp=(lambda d, x, s, k, **kw: S.sample_ode(d, x / 80.0, VPSchedule().time_steps(4),
-                                                                    VPSchedule(), **kw), {}))
+                     ode_vp=(_ode_vp, {}))
 
 
 def test_every_sampler_under_shard_map_equals_one_device():
@@ -332,20 +339,21 @@ def test_under_jit_with_traced_grid_and_key():
 
 @pytest.mark.parametrize("schedule", [VPSchedule(), FlowMatchingSchedule()], ids=["vp", "fm"])
 def test_sample_ode_schedules_reach_exact_flow_map(schedule):
-  # Setup: data N(0, s²), s = 0.1/0.5/1; x(t_0) = latents·σ(t_0)s(t_0) integrated by Heun over the
-  # schedule's own 64-step grid to t = 0 (σ = 0, s = 1). The exact endpoint is
-  # latents·σ(t_0)·s/√(s² + σ(t_0)²) (REFERENCE §3 flow map, s(0) = 1). NFE = 2N − 1.
-  ts = schedule.time_steps(64)
+  # Setup: data N(0, s²), s = 0.1/0.5/1; x = latents·σ_0 on the schedule's own 64-step σ grid
+  # (sigma_steps), integrated by Heun in the schedule's time t = σ⁻¹(σ) (x(t_0) = s(t_0)·x) to t = 0
+  # (σ = 0, s = 1). The exact endpoint is latents·σ_0·s/√(s² + σ_0²) (docs/reference.md §3 flow map).
+  # NFE = 2N − 1.
+  sig = schedule.sigma_steps(64)
   lat = jnp.ones((1, 3))
-  out, nfe = jax.jit(lambda l: S.sample_ode(GAUSS, l, ts, schedule, return_nfe=True))(lat)
-  s0 = float(schedule.sigma(ts[0]))
+  out, nfe = jax.jit(lambda l: S.sample_ode(GAUSS, l * sig[0], sig, schedule=schedule, return_nfe=True))(lat)
+  s0 = float(sig[0])
   exact = s0 * S_DATA / np.sqrt(S_DATA ** 2 + s0 ** 2)
-  euler = S.sample_ode(GAUSS, lat, ts, schedule, solver="euler")
+  euler = S.sample_ode(GAUSS, lat * sig[0], sig, schedule=schedule, solver="euler")
   err_heun = np.abs(np.asarray(out)[0] / exact - 1)
   err_euler = np.abs(np.asarray(euler)[0] / exact - 1)
   assert int(nfe) == 127
   if isinstance(schedule, FlowMatchingSchedule):  # EDM's general RK rule with α = ½ is 2nd order too
-    mid = S.sample_ode(GAUSS, lat, ts, schedule, alpha=0.5)
+    mid = S.sample_ode(GAUSS, lat * sig[0], sig, schedule=schedule, alpha=0.5)
     assert np.all(np.abs(np.asarray(mid)[0] / exact - 1) < err_euler / 3)
   # (s = 1 under VP is a fixed point of the ODE: both errors are at float32 round-off there.)
   assert np.all(err_heun < 3e-2) and np.all(err_heun <= err_euler / 3 + 1e-6), (err_heun, err_euler)
@@ -358,9 +366,109 @@ def test_sample_ode_with_edm_schedule_is_algorithm_2():
   key = jax.random.key(41)
   lat = jax.random.normal(jax.random.key(42), (6, 2))
   kw = {"s_churn": 30.0, "s_tmin": 0.05, "s_tmax": 50.0, "s_noise": 1.003}
-  a = S.sample_ode(MIX_D, lat, ts, sched, key=key, **kw)
+  a = S.sample_ode(MIX_D, lat * ts[0], ts, key, schedule=sched, **kw)
   b = S.sample_edm(MIX_D, lat * ts[0], ts, key, **kw)
   np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-5)
+
+
+SCHEDULES = {"vp": dif.VPSchedule(), "subvp": dif.SubVPSchedule(), "ve": dif.VESchedule(),
+             "iddpm": dif.IDDPMSchedule(), "fm": dif.FlowMatchingSchedule(), "edm": dif.EDMSchedule(),
+             "ddpm_linear": dif.DDPMSchedule(), "ddpm_cosine": dif.DDPMSchedule(kind="cosine"),
+             "ncsn": dif.NCSNSchedule(), "vp_fit": dif.VPSchedule.fit(0.002, 80.0)}
+
+
+@pytest.mark.parametrize("name", sorted(SCHEDULES))
+def test_sample_ode_recovers_each_schedules_time_grid(name):
+  # sample_ode takes the σ grid and works in t = σ⁻¹(σ): (a) σ⁻¹ gives back the schedule's own time
+  # steps (float32 rounding, relative 2e-6), the last one, σ = 0, exactly t = 0 (for VPSchedule.fit,
+  # β_min < 0, σ⁻¹(0) is the other root −2β_min/β_d, so this needs the σ = 0 ↦ t = 0 rule); (b) on
+  # Gaussian data N(0, s²), s = 0.1/0.5/1, Heun over 200 steps (NCSN: its 10 levels) lands on the exact
+  # flow-map endpoint σ_0·z·s/√(s² + σ_0²) (docs/reference.md §3) within 1e-2 relative (NCSN 5e-2; measured
+  # ≤ 5.6e-3, VE, and 3.2e-2); NFE = 2N − 1.
+  sched = SCHEDULES[name]
+  n = 10 if name == "ncsn" else 200
+  sig = sched.sigma_steps(n)
+  ts = np.asarray(sched.time_steps(n), np.float64)
+  rec = np.asarray(jnp.where(sig > 0, sched.sigma_inv(jnp.where(sig > 0, sig, 1.0)), 0.0), np.float64)
+  np.testing.assert_allclose(rec[:-1], ts[:-1], rtol=2e-6)
+  assert ts[-1] == 0 and float(sched.sigma(0.0)) == 0
+  z = jax.random.normal(jax.random.key(43), (4, 3))
+  out, nfe = jax.jit(lambda z: S.sample_ode(GAUSS, z * sig[0], sig, schedule=sched, return_nfe=True))(z)
+  s0 = float(sig[0])
+  exact = np.asarray(z) * s0 * S_DATA / np.sqrt(S_DATA ** 2 + s0 ** 2)
+  assert int(nfe) == 2 * n - 1
+  np.testing.assert_allclose(np.asarray(out), exact, rtol=5e-2 if name == "ncsn" else 1e-2, atol=1e-6 * s0)
+
+
+@pytest.mark.parametrize("name", ["edm", "iddpm", "ddpm_linear", "ncsn"])
+def test_sample_ode_with_sigma_equal_time_is_heun(name):
+  # σ(t) = t, s = 1: the general sampler on the σ grid is EDM Algorithm 1 (sample_heun) exactly.
+  sched = SCHEDULES[name]
+  sig = sched.sigma_steps(8)
+  x = 20.0 * jax.random.normal(jax.random.key(44), (6, 2))
+  np.testing.assert_allclose(np.asarray(S.sample_ode(MIX_D, x, sig, schedule=sched)),
+                             np.asarray(S.sample_heun(MIX_D, x, sig)), rtol=1e-5, atol=1e-5)
+
+
+ONE_SIGNATURE = dict(EVERY_SAMPLER, pf_ode=(S.sample_pf_ode, {"rtol": 1e-4, "atol": 1e-4}),
+                     ode=(S.sample_ode, {"schedule": VPSchedule()}),
+                     ode_euler_churn=(S.sample_ode, {"schedule": VPSchedule(), "solver": "euler",
+                                                     "s_churn": 5.0}))
+del ONE_SIGNATURE["ode_vp"]
+
+
+@pytest.mark.parametrize("name", sorted(ONE_SIGNATURE))
+def test_one_signature_indices_and_trajectory(name):
+  # Every sampler takes fn(D, x, sigmas, key, indices=..., return_nfe=..., return_trajectory=..., **options).
+  # The trajectory is [N + 1, B, ...] float32, its first entry x itself, its last the returned sample;
+  # with return_nfe the order is (x0, trajectory, nfe) and x0, nfe equal the plain call's.
+  f, kw = ONE_SIGNATURE[name]
+  sig = karras_sigmas(6)
+  key = jax.random.key(45)
+  x = jax.random.normal(jax.random.key(46), (5, 2)) * sig[0]
+  idx = jnp.arange(5) + 11
+  plain, nfe = jax.jit(lambda x: f(MIX_D, x, sig, key, indices=idx, return_nfe=True, **kw))(x)
+  out, traj, nfe_t = jax.jit(lambda x: f(MIX_D, x, sig, key, indices=idx, return_nfe=True,
+                                         return_trajectory=True, **kw))(x)
+  out_only, traj_only = f(MIX_D, x, sig, key, indices=idx, return_trajectory=True, **kw)
+  assert traj.shape == (7, 5, 2) and traj.dtype == jnp.float32
+  np.testing.assert_array_equal(np.asarray(traj[0]), np.asarray(x))
+  np.testing.assert_array_equal(np.asarray(traj[-1]), np.asarray(out))
+  np.testing.assert_allclose(np.asarray(traj_only), np.asarray(traj), rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(np.asarray(out_only), np.asarray(out), rtol=1e-5, atol=1e-5)
+  assert np.all(np.isfinite(np.asarray(traj)))
+  if name != "pf_ode" and name != "pf_ode_fixed":  # the adaptive solve restarts at every grid point
+    np.testing.assert_allclose(np.asarray(out), np.asarray(plain), rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(np.asarray(nfe_t), np.asarray(nfe))
+
+
+@pytest.mark.parametrize("name", ["euler", "heun", "dpmpp_2m", "ode"])
+def test_trajectory_is_the_state_at_each_grid_point(name):
+  # For a deterministic sampler, entry k of the trajectory is the sample the same sampler returns on
+  # the grid truncated after σ_k (it ran the same steps): the scan emits the state at every grid point.
+  f, kw = ONE_SIGNATURE[name]
+  sig = karras_sigmas(7)
+  x = jax.random.normal(jax.random.key(47), (4, 2)) * sig[0]
+  _, traj = f(MIX_D, x, sig, return_trajectory=True, **kw)
+  for k in (1, 3, 6):
+    np.testing.assert_allclose(np.asarray(traj[k]), np.asarray(f(MIX_D, x, sig[:k + 1], **kw)),
+                               rtol=1e-5, atol=1e-5, err_msg=str(k))
+
+
+def test_pf_ode_trajectory_follows_the_exact_flow():
+  # PF-ODE trajectory on Gaussian data: every entry with σ_k > 0 is the exact flow map
+  # x·√((s² + σ_k²)/(s² + σ_0²)) (docs/reference.md §3) to the solver tolerance; the last is D(x; σ_min).
+  sig = karras_sigmas(5)
+  x = jax.random.normal(jax.random.key(48), (3, 3)) * sig[0]
+  _, traj, nfe = S.sample_pf_ode(GAUSS, x, sig, rtol=1e-6, atol=1e-6, return_trajectory=True,
+                                 return_nfe=True)
+  s2 = S_DATA.astype(np.float64) ** 2
+  for k in range(5):
+    want = np.asarray(x, np.float64) * np.sqrt((s2 + float(sig[k]) ** 2) / (s2 + float(sig[0]) ** 2))
+    np.testing.assert_allclose(np.asarray(traj[k]), want, rtol=1e-4, err_msg=str(k))
+  np.testing.assert_allclose(np.asarray(traj[5]), np.asarray(GAUSS(traj[4], jnp.full((3,), sig[4]))),
+                             rtol=1e-6)
+  assert nfe.shape == (3,) and np.all(np.asarray(nfe) > 4)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -368,7 +476,7 @@ def test_sample_ode_with_edm_schedule_is_algorithm_2():
 
 def test_pf_ode_rk45_tolerance_nfe_and_fixed_steps():
   # Setup: data N(0, s²), s = 0.1/0.5/1 per dimension, 4 samples; integrate 80 → 0.002 and stop
-  # there (grid [80, 0.002]). The exact flow map is x·√((s² + σ_min²)/(s² + σ_max²)) (REFERENCE §3).
+  # there (grid [80, 0.002]). The exact flow map is x·√((s² + σ_min²)/(s² + σ_max²)) (docs/reference.md §3).
   # Tighter tolerances give smaller errors and more evaluations; per-sample NFE is returned;
   # fixed_steps=n costs exactly 6n + 1; a grid ending in 0 adds the exact step x ← D(x; σ_min).
   lat = jax.random.normal(jax.random.key(51), (4, 3))
@@ -403,4 +511,4 @@ def test_bad_input_errors_name_the_fix():
   with pytest.raises(ValueError, match="Unknown predictor"):
     S.sample_pc(MIX_D, x, karras_sigmas(3), jax.random.key(0), predictor="ancestral")
   with pytest.raises(ValueError, match="solver must be"):
-    S.sample_ode(MIX_D, x, VPSchedule().time_steps(3), VPSchedule(), solver="rk4")
+    S.sample_ode(MIX_D, x, VPSchedule().sigma_steps(3), schedule=VPSchedule(), solver="rk4")

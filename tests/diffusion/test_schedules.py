@@ -28,6 +28,16 @@ def test_derivatives_match_autodiff(sched):
     np.testing.assert_allclose(df(ts), auto, rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.parametrize("sched", CONTINUOUS + [dif.SubVPSchedule(), dif.DDPMSchedule(), dif.NCSNSchedule()],
+                         ids=lambda s: type(s).__name__)
+def test_sigma_sq_deriv_is_the_derivative_of_sigma_squared(sched):
+  # d(σ²)/dt (the SDEs' g² = s²·d(σ²)/dt) against autodiff, and finite at t = 0 where σ(0) = 0.
+  ts = sched.sigma_inv(jnp.asarray(SIGMAS[1:-1], jnp.float32))
+  auto = jax.vmap(jax.grad(lambda t: sched.sigma(t) ** 2))(ts)
+  np.testing.assert_allclose(sched.sigma_sq_deriv(ts), auto, rtol=1e-4)
+  assert np.isfinite(float(sched.sigma_sq_deriv(0.0)))
+
+
 def test_vp_formulas():
   vp = dif.VPSchedule()
   t = np.array([1e-5, 1e-3, 0.1, 0.5, 1.0])
@@ -140,6 +150,45 @@ def test_ddpm_ladders():
   assert float(c.c_noise) == 250 and np.isclose(c.c_in, np.sqrt(lin.alphas_cumprod[250]), rtol=1e-6)
   with pytest.raises(ValueError, match="kind"):
     dif.DDPMSchedule(kind="quadratic")
+
+
+@pytest.mark.parametrize("kind", ["linear", "cosine"])
+def test_ddpm_schedule_is_a_preconditioning_like_the_others(kind):
+  # Everything a task uses of a schedule: σ(t) = t, s = 1, σ⁻¹ = id; time_steps(N) = sigma_steps(N) =
+  # DDIM's σ_{j_i}, j_i = round((T−1)(1 − i/(N−1))), decreasing from σ_max to σ_min, then exactly 0;
+  # precond at σ_j: c_noise = j, c_in = √ᾱ_j (ε: c_skip = 1, c_out = −σ); p_train: σ on the ladder with
+  # j uniform on {0..T−1} (mean within 5 standard errors of (T−1)/2), noise_level returns (σ_j, j);
+  # more steps than the ladder has is a one-line error.
+  sched = dif.DDPMSchedule(kind=kind)
+  lad = sched.sigmas
+  N = 10
+  j = np.round(999 * (1 - np.arange(N) / (N - 1))).astype(int)
+  for grid in (sched.time_steps(N), sched.sigma_steps(N)):
+    assert grid.shape == (N + 1,) and grid.dtype == jnp.float32 and grid[-1] == 0
+    np.testing.assert_allclose(grid[:-1], lad[j], rtol=1e-6)
+  assert np.all(np.diff(np.asarray(sched.sigma_steps(N))) < 0)
+  np.testing.assert_allclose([sched.sigma_steps(N)[0], sched.sigma_steps(N)[-2]],
+                             [sched.sigma_max, sched.sigma_min], rtol=1e-6)
+  t = jnp.asarray(lad[[0, 300, 999]], jnp.float32)
+  np.testing.assert_array_equal(sched.sigma(t), t)
+  np.testing.assert_array_equal(sched.sigma_inv(t), t)
+  np.testing.assert_array_equal(sched.s(t), 1.0)
+  np.testing.assert_array_equal(sched.sigma_deriv(t), 1.0)
+  np.testing.assert_array_equal(sched.s_deriv(t), 0.0)
+  c = sched.precond(t)
+  np.testing.assert_array_equal(c.c_noise, [0, 300, 999])
+  np.testing.assert_allclose(c.c_in, np.sqrt(sched.alphas_cumprod[[0, 300, 999]]), rtol=1e-5)
+  np.testing.assert_allclose(c.c_skip, 1.0)
+  np.testing.assert_allclose(c.c_out, -np.asarray(t))
+  n = 100_000
+  sig = np.asarray(sched.sample_sigma(jax.random.key(5), (n,)))
+  idx = np.asarray(sched.index(sig))
+  np.testing.assert_allclose(sig, np.float32(lad)[idx], rtol=1e-6)
+  assert abs(idx.mean() - 499.5) < 5 * np.sqrt((1000 ** 2 - 1) / 12 / n)
+  s2, c_noise = sched.noise_level(jax.random.key(6), (64,))
+  np.testing.assert_allclose(s2, np.float32(lad)[np.asarray(c_noise).astype(int)], rtol=1e-6)
+  with pytest.raises(ValueError, match="exceeds the T=1000 DDPM steps"):
+    sched.time_steps(1001)
 
 
 def test_training_distributions():

@@ -1,4 +1,4 @@
-"""Score SDEs (score_sde, REFERENCE.md §2) against closed forms."""
+"""Score SDEs (score_sde, docs/reference.md §2) against closed forms."""
 
 import math
 
@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from jaxgen.diffusion import ode
+from jaxgen.diffusion import schedules as sch
 from jaxgen.diffusion.sde import EDMSDE, SubVPSDE, VESDE, VPSDE, sample_reverse_sde
 
 SDES = {"vp": (VPSDE(), (0.1, 0.4, 0.9)), "subvp": (SubVPSDE(), (0.1, 0.4, 0.9)),
@@ -34,9 +35,44 @@ def test_marginals_solve_the_moment_equations(name):
     np.testing.assert_allclose(float(mean[0, 0]), 2 * float(m), rtol=1e-6)
 
 
+@pytest.mark.parametrize("name", sorted(SDES))
+def test_sdes_are_the_schedules_processes(name):
+  # Each SDE is its EDM schedule in the SDE's time (x(t) = s(u)·(y + σ(u)·n), u = u(t)): the marginal
+  # is (s, s·σ) at u, and by EDM eq. 4 the drift is d ln s/dt and g² = s²·d(σ²)/dt. Checked against
+  # forward-mode autodiff of the schedule's σ and s through u(t), and the schedule of each SDE has the
+  # SDE's constants (VP β_d = β_max − β_min; VE σ(t) = √u with u = σ_min²(σ_max/σ_min)^{2t}).
+  sde, ts = SDES[name]
+  expected = {"vp": sch.VPSchedule(beta_d=19.9, beta_min=0.1),
+              "subvp": sch.SubVPSchedule(beta_d=19.9, beta_min=0.1),
+              "ve": sch.VESchedule(sigma_min=0.01, sigma_max=50.0), "edm": sch.EDMSchedule()}[name]
+  assert sde.schedule == expected
+  one = jnp.ones((1, 1))
+  for t in ts:
+    t = jnp.float32(t)
+    u = lambda t: sde.schedule_time(t)[0]
+    s, ds = jax.jvp(lambda t: sde.schedule.s(u(t)), (t,), (jnp.float32(1),))
+    v, dv = jax.jvp(lambda t: jnp.square(sde.schedule.sigma(u(t))), (t,), (jnp.float32(1),))
+    m, std = sde.coefficients(t)
+    np.testing.assert_allclose([float(m), float(std)], [float(s), float(s) * math.sqrt(float(v))], rtol=1e-5)
+    f, g = sde.sde(one, t)
+    np.testing.assert_allclose(float(f[0, 0]), float(ds / s), rtol=1e-4)
+    np.testing.assert_allclose(float(g) ** 2, float(s) ** 2 * float(dv), rtol=1e-4)
+  if name == "ve":
+    np.testing.assert_allclose(float(sde.coefficients(0.3)[1]), 0.01 * 5000 ** 0.3, rtol=1e-5)
+
+
+def test_vp_diffusion_is_finite_at_time_zero():
+  # σ̇ = ∞ at σ = 0 for VP, but g(0)² = s²·d(σ²)/dt = β_min (the schedule's closed-form sigma_sq_deriv);
+  # sub-VP's g(0) = 0.
+  _, g = VPSDE().sde(jnp.ones((1, 1)), jnp.float32(0.0))
+  np.testing.assert_allclose(float(g), math.sqrt(0.1), rtol=1e-6)
+  _, g = SubVPSDE().sde(jnp.ones((1, 1)), jnp.float32(0.0))
+  assert float(g) == 0.0
+
+
 def test_closed_form_values():
   # ∫₀ᵗβ = β_min t + ½(β_max − β_min)t²; VP std = √(1 − e^{−∫β}), sub-VP std = 1 − e^{−∫β}
-  # (REFERENCE §2); VE σ(t) = σ_min(σ_max/σ_min)^t, g = σ(t)√(2 ln(σ_max/σ_min)).
+  # (docs/reference.md §2); VE σ(t) = σ_min(σ_max/σ_min)^t, g = σ(t)√(2 ln(σ_max/σ_min)).
   t = 0.3
   ib = 0.1 * t + 0.5 * 19.9 * t * t
   _, std_vp = VPSDE().marginal_prob(jnp.ones((1, 1)), t)

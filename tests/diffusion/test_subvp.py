@@ -13,7 +13,7 @@ TS = np.array([1e-5, 1e-3, 0.05, 0.3, 0.7, 1.0])
 
 
 def test_marginals_equal_the_sub_vp_sde():
-  # score_sde's sub-VP kernel: mean e^{-B/2}·y, std 1 − e^{−B} (β ∈ [0.1, 20], REFERENCE.md §2).
+  # score_sde's sub-VP kernel: mean e^{-B/2}·y, std 1 − e^{−B} (β ∈ [0.1, 20], docs/reference.md §2).
   sde = dfn.SubVPSDE()
   mean, std = sde.coefficients(jnp.asarray(TS))
   np.testing.assert_allclose(SCHED.s(TS), mean, rtol=1e-6)
@@ -80,11 +80,12 @@ def test_training_times_are_uniform_on_eps_t_to_one():
 @pytest.mark.parametrize("solver,n,tol", [("heun", 64, 4e-4), ("euler", 256, 6e-3)])
 def test_probability_flow_of_gaussian_data(solver, n, tol):
   # Data N(μ, c²): D(x; σ) = μ + c²/(c² + σ²)(x − μ), and the PF-ODE maps x̂(σ₀) = σ₀·z to
-  # μ + (σ₀z − μ)·c/√(c² + σ₀²) at σ = 0 (REFERENCE.md §3), whatever s(t), σ(t).
+  # μ + (σ₀z − μ)·c/√(c² + σ₀²) at σ = 0 (docs/reference.md §3), whatever s(t), σ(t).
   mu, c = 0.3, 0.5
   D = lambda x, sigma: mu + c ** 2 / (c ** 2 + sigma[:, None] ** 2) * (x - mu)
   z = jax.random.normal(jax.random.key(4), (64, 2))
-  out = dfn.sample_ode(D, z, SCHED.time_steps(n), SCHED, solver=solver)
+  sig = SCHED.sigma_steps(n)
+  out = dfn.sample_ode(D, z * sig[0], sig, schedule=SCHED, solver=solver)
   sigma0 = SCHED.sigma(SCHED.time_steps(n)[0])
   want = mu + (sigma0 * z - mu) * c / jnp.sqrt(c ** 2 + sigma0 ** 2)
   np.testing.assert_allclose(out, want, atol=tol)
