@@ -9,7 +9,8 @@ NFE 35) with the EMA weights, on scikit-learn's 8×8 digits (train split: the fi
 pixels mapped to [−1, 1]) with the ``small_unet`` network (two resolutions 8×8/4×4).
 
 Hardware: 2 CPU cores, no accelerator; training plus evaluation within 5 minutes.
-Writes ``runs/quickstart/metrics.jsonl`` (training loss, then ``fd``, ``fd_real``, ``fd_gaussian``),
+Writes ``runs/quickstart/metrics.jsonl`` (training loss, then ``fd``, ``fd_real``, ``fd_gaussian`` of the
+``digits_fd`` evaluator, ``config.evals.fd``),
 ``runs/quickstart/samples/step_<N>.png`` (an 8×8 grid of samples) and a checkpoint under
 ``runs/quickstart/checkpoints/``.
 
@@ -67,7 +68,8 @@ def get_config(arg=None):
   c.task.num_steps = 18
   c.task.sigma_data = 0.5
   c.task.sample_batch_size = 100     # chunks of the sampler: 3 for the FD's 297 samples, 1 for the grid
-  c.task.eval = dict(num_samples=0)   # 0: as many samples as the test split (297)
+  c.evals.fd = dict(type="digits_fd", num_samples=0)   # 0: as many samples as the test split (297)
+  c.evals.loss = dict(type="eval_loss")                 # only with --config.data.eval_split=test
 
   if arg == "smoke":
     configs.smoke(c)
@@ -77,7 +79,7 @@ def get_config(arg=None):
     c.model.overrides.dropout = 0.0
     c.task.num_steps = 4
     c.task.sample_batch_size = 16
-    c.task.eval = dict(num_samples=64)
+    c.evals.fd.num_samples = 64
   elif arg not in (None, ""):
     raise ValueError(f"unknown variant {arg!r} of experiments/quickstart.py: use no variant or ':smoke'.")
   return c

@@ -3,7 +3,9 @@
 An experiment file ``experiments/<family>/<name>.py`` defines ``get_config(arg=None)``, starting from
 ``base_config()`` and filling in its blocks; ``arg`` is the variant after the colon
 (``--config experiments/x.py:smoke``). The launcher locks the config, so a mistyped
-``--config.key=value`` is an error. Keys here mean the same thing in every family.
+``--config.key=value`` is an error. Keys here mean the same thing in every family; ``task`` holds the
+family's own keys (read by the task's typed config) and ``evals`` the evaluations
+(``jaxgen.eval.evaluators``).
 """
 
 from __future__ import annotations
@@ -33,7 +35,6 @@ def base_config() -> ml_collections.ConfigDict:
   c.data.resolution = 0              # 0 : native resolution
   c.data.random_flip = False
   c.data.data_dir = ""               # TFDS data_dir / image folder or zip ('' : TFDS default)
-  c.data.shuffle_buffer = 0          # unused by random-access sources (global shuffle), kept for streams
   c.data.toy = "8gaussians"          # toy2d: 8gaussians | 25gaussians | swiss_roll | checkerboard | two_moons | rings
   c.data.eval_size = 0               # eval examples: 0 = the whole eval split (toy2d: 10000 fixed samples); n: the first n
   c.data.crop = ""                   # '' (data set default) | none | center | random | inception (random-resized crop)
@@ -78,6 +79,10 @@ def base_config() -> ml_collections.ConfigDict:
 
   c.task = ml_collections.ConfigDict()
   c.task.name = ""                   # a module of jaxgen.tasks
+
+  # Evaluations run at eval_every_steps and at the end: name -> dict(type=<evaluator>, **options)
+  # (jaxgen.eval.evaluators), e.g. c.evals.fd = dict(type="digits_fd", num_samples=0).
+  c.evals = ml_collections.ConfigDict()
   return c
 
 

@@ -32,7 +32,7 @@ def load(run: str) -> dict:
   with open(os.path.join(run, "metrics.jsonl")) as f:
     for line in f:
       rec = json.loads(line)
-      if "w1_exact" in rec:
+      if "w1" in rec:
         recs[rec["step"]] = rec          # the last record of a step wins (resumed runs)
   r = dict(name=os.path.basename(os.path.normpath(run)), eval=[recs[k] for k in sorted(recs)])
   npzs = sorted(glob.glob(os.path.join(run, "samples", "*.npz")))
@@ -59,7 +59,7 @@ def main(argv=None):
   for ax, r in zip(axes.flat, runs):
     ev = r["eval"]
     steps = [e["step"] for e in ev]
-    ax.plot(steps, [e["w1_exact"] for e in ev], "k-", lw=2, label="exact W1 (LP)")
+    ax.plot(steps, [e["w1"] for e in ev], "k-", lw=2, label="exact W1 (LP)")
     ax.plot(steps, [e["w1_critic"] for e in ev], "C0--", label="critic KR estimate")
     ax.plot(steps, [e["w1_critic_normalized"] for e in ev], "C1:", label="estimate / Lipschitz")
     ax.set_title(r["name"], fontsize=9)
@@ -94,8 +94,8 @@ def main(argv=None):
     e = r["eval"][-1]
     modes = f"{e['modes_hit']:.0f}/{e['num_modes']:.0f}" if "modes_hit" in e else "-"
     hq = f"{e['hq_fraction']:.3f}" if "hq_fraction" in e else "-"
-    print(f"| {r['name']} | {e['step']} | {e['w1_exact']:.4f} | {e['w1_critic']:.4f} | "
-          f"{e['w1_critic_normalized']:.4f} | {e['sliced_w1']:.4f} | {modes} | {hq} |")
+    print(f"| {r['name']} | {e['step']} | {e['w1']:.4f} | {e['w1_critic']:.4f} | "
+          f"{e['w1_critic_normalized']:.4f} | {e['sw1']:.4f} | {modes} | {hq} |")
 
 
 if __name__ == "__main__":

@@ -93,7 +93,7 @@ def run(spec: str, out: str, steps: int, eval_every: int, chunk: int, overrides=
     if s % every == 0 or s == total:
       records.append(dict(step=s, **task.evaluate(state, eval_key, None)))
       r = records[-1]
-      print(f"{name} step {s} W1 exact {r['w1_exact']:.4f} critic {r['w1_critic']:.4f} "
+      print(f"{name} step {s} W1 exact {r['w1']:.4f} critic {r['w1_critic']:.4f} "
             f"(/L {r['w1_critic_normalized']:.4f}) modes {r.get('modes_hit', float('nan'))} "
             f"hq {r.get('hq_fraction', float('nan')):.3f}  {time.time() - t0:.0f}s", flush=True)
       dump(generator_steps=int(state.g_step), seconds=time.time() - t0)

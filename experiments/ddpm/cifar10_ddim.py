@@ -2,14 +2,15 @@
 
     python -m jaxgen.main --config experiments/ddpm/cifar10_ddim.py:50 --workdir runs/ddpm_cifar10 --mode sample
 
-The DDPM model of ``experiments/ddpm/cifar10_ddpm.py`` (same training recipe, so a DDPM checkpoint
-can be sampled directly) with the DDIM sampler, η = 0, on the uniform sub-sequence of VP times.
+The DDPM model of ``experiments/ddpm/cifar10_ddpm.py`` (same training recipe: the discrete linear-β
+schedule with T = 1000, task.precond 'ddpm', so a DDPM checkpoint can be sampled directly) with the DDIM
+sampler, η = 0, on a uniform sub-sequence of the T = 1000 steps (``DDPMSchedule.sigma_steps``).
 Variants: 10 | 20 | 50 | 100 (default) | 1000 steps, and smoke.
 Expected FID (DDIM Table 1, η = 0): 13.36 / 6.84 / 4.67 / 4.16 / 4.04 at 10 / 20 / 50 / 100 / 1000 steps
-(REFERENCE.md §2). Hardware: one GPU for sampling (training as the DDPM file).
+(docs/reference.md §2). Hardware: one GPU for sampling (training as the DDPM file).
 """
 
-from jaxgen.tasks import diffusion_configs as p
+from jaxgen.recipes import diffusion as p
 
 
 EXPECTED_FID = {10: 13.36, 20: 6.84, 50: 4.67, 100: 4.16, 1000: 4.04}
@@ -19,9 +20,9 @@ def get_config(arg=None):
   p.check_variant(arg, ("smoke", "10", "20", "50", "100", "1000"))
   steps = int(arg) if arg not in (None, "", "smoke") else 100
   c = p.paper_config(data="cifar10", model="ddpm_cifar10", batch=128, mimg=800_000 * 128 / 1e6, lr=2e-4,
-                     precond="vp", loss="ddpm_eps", sampler="ddim", num_steps=steps, overrides=dict(dropout=0.1),
+                     precond="ddpm", loss="eps", sampler="ddim", num_steps=steps, overrides=dict(dropout=0.1),
                      warmup_mimg=5000 * 128 / 1e6, grad_clip=1.0, ema_decay=0.9999, random_flip=True,
-                     sampler_options=dict(eta=0.0))
+                     sampler_options=dict(eta=0.0), ddpm_schedule="linear")
   if arg == "smoke":
     p.smoke_variant(c, model_kind="ddpm")
   return c

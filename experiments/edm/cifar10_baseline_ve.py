@@ -10,7 +10,7 @@ Hardware: 4–8 GPUs (score_sde: TPU v3-8). Expected: FID 3.77 [paper, Table 2 r
 Variants: smoke (digits 8×8, a one-level network, 2 steps).
 """
 
-from jaxgen.tasks import diffusion_configs as p
+from jaxgen.recipes import diffusion as p
 
 
 def get_config(arg=None):

@@ -3,9 +3,9 @@
     python -m jaxgen.main --config experiments/edm/cifar10_cond_ddpmpp.py --workdir runs/edm_cifar10_cond_ddpmpp
 
 Hardware: one H200 (measured 3,076 img/s for DDPM++ training in bf16 at batch 512: ≈18 h for 200 Mimg);
-EDM trained on 8 V100s. Expected: FID 1.79 [REFERENCE.md §1] (50k samples, minimum over 3 seed sets, Heun, 18 steps,
-NFE 35; ``jaxgen.eval.fid.evaluate_protocol``).
-Recipe (EDM train.py defaults, REFERENCE.md §1): network ``ddpmpp_cifar10`` (EDM's --arch), batch 512,
+EDM trained on 8 V100s. Expected: FID 1.79 [docs/reference.md §1] (50k samples, minimum over
+3 seed sets, Heun, 18 steps, NFE 35; ``jaxgen.eval.fid.evaluate_protocol``).
+Recipe (EDM train.py defaults, docs/reference.md §1): network ``ddpmpp_cifar10`` (EDM's --arch), batch 512,
 200 Mimg (390,625 steps), Adam lr 1e-3 β (0.9, 0.999) ε 1e-8, lr ramp-up 10 Mimg, EMA half-life
 500 kimg with ramp-up ratio 0.05, dropout 0.13, EDM preconditioning and loss (P_mean −1.2,
 P_std 1.2, σ_d 0.5), no x-flips.
@@ -16,7 +16,7 @@ map_augment (``augment_dim`` = 9 is set by the task; sampling uses zero labels).
 Variants: smoke (digits 8×8, a one-level network, 2 steps).
 """
 
-from jaxgen.tasks import diffusion_configs as p
+from jaxgen.recipes import diffusion as p
 
 
 def get_config(arg=None):

@@ -3,7 +3,7 @@
     python -m jaxgen.main --config experiments/edm/imagenet64_adm.py --workdir runs/edm_imagenet64_adm
 
 Hardware: a multi-host pod (EDM: 32 A100s for ≈13 days); the network is ``adm_imagenet64``
-(295,899,267 params). Expected: FID 1.36 [REFERENCE.md §1] (50k samples, min of 3 seed sets,
+(295,899,267 params). Expected: FID 1.36 [docs/reference.md §1] (50k samples, min of 3 seed sets,
 stochastic EDM sampler: 256 steps, S_churn 40, S_tmin 0.05, S_tmax 50, S_noise 1.003, NFE 511).
 Recipe (EDM README): --arch=adm --batch=4096 --duration=2500 (Mimg) --lr=1e-4 --ema=50 (Mimg half-life)
 --dropout=0.10 --augment=0 --fp16=1 --ls=100; here bf16 compute (no loss scaling needed), lr ramp-up
@@ -11,7 +11,7 @@ Recipe (EDM README): --arch=adm --batch=4096 --duration=2500 (Mimg) --lr=1e-4 --
 Variants: smoke (digits 8×8, a one-level ADM, 2 steps).
 """
 
-from jaxgen.tasks import diffusion_configs as p
+from jaxgen.recipes import diffusion as p
 
 
 def get_config(arg=None):

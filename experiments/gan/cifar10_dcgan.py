@@ -1,7 +1,7 @@
 """DCGAN (non-saturating loss) on CIFAR-10 at 32² (Radford et al. 2016 recipe; WGAN-GP's baseline).
 
 python -m jaxgen.main --config experiments/gan/cifar10_dcgan.py --workdir runs/cifar10_dcgan \
-    --config.task.eval.inception_weights=inception_fid.npz --config.task.eval.fid_ref=cifar10_train.npz
+    --config.evals.fid.inception_weights=inception_fid.npz --config.evals.fid.fid_ref=cifar10_train.npz
 (the Inception weights from ``python -m jaxgen.convert.inception``, the reference statistics from
 ``python -m jaxgen.eval.fid --data cifar10 --split train --weights inception_fid.npz --out cifar10_train.npz``)
 Variants: smoke (substitutes the embedded 8×8 digits, one channel, for CIFAR-10: no download in tests).
@@ -12,7 +12,7 @@ batch 64, 100k steps) is the standard recipe, not the exact architecture behind 
 """
 
 from jaxgen.configs import base_config, smoke
-from jaxgen.tasks.gan import task_config
+from jaxgen.recipes.gan import digits_smoke_evals, fid_evals, task_config
 
 
 def get_config(arg=None):
@@ -32,10 +32,7 @@ def get_config(arg=None):
   c.optimizer.learning_rate = 2e-4
   c.optimizer.b1 = 0.5
   task_config(c, critic="dcgan32_d", loss="non_saturating", latent_dim=100)
-  c.task.eval.num_samples = 50_000
-  c.task.eval.fid = True                # IS / FID: needs the two local files below
-  c.task.eval.inception_weights = ""    # --config.task.eval.inception_weights=inception_fid.npz
-  c.task.eval.fid_ref = ""              # --config.task.eval.fid_ref=cifar10_train.npz
+  fid_evals(c, num_samples=50_000)      # IS / FID: needs --config.evals.fid.inception_weights and .fid_ref
   if arg == "smoke":
     smoke(c)
     c.num_grid_samples = 16
@@ -47,6 +44,5 @@ def get_config(arg=None):
     c.model.overrides.channels = 1
     c.task.critic.overrides.base = 8
     c.task.critic.overrides.channels = 1
-    c.task.eval.num_samples = 64
-    c.task.eval.fid = False             # digits stand-in: no Inception in tests
+    digits_smoke_evals(c, num_samples=64)   # digits stand-in: the digits FD, no Inception in tests
   return c

@@ -1,7 +1,7 @@
 """WGAN-GP with the ResNet generator and critic on CIFAR-10 (Gulrajani et al. 2017, §5.3, App. F).
 
 python -m jaxgen.main --config experiments/gan/cifar10_wgan_gp.py --workdir runs/cifar10_wgan_gp \
-    --config.task.eval.inception_weights=inception_fid.npz --config.task.eval.fid_ref=cifar10_train.npz
+    --config.evals.fid.inception_weights=inception_fid.npz --config.evals.fid.fid_ref=cifar10_train.npz
 (the Inception weights from ``python -m jaxgen.convert.inception``, the reference statistics from
 ``python -m jaxgen.eval.fid --data cifar10 --split train --weights inception_fid.npz --out cifar10_train.npz``)
 Variants: smoke (substitutes the embedded 8×8 digits, one channel, for CIFAR-10: no download in tests).
@@ -17,7 +17,7 @@ Not reproduced: the reference code's uniform dequantization noise (U[0, 1/128)) 
 """
 
 from jaxgen.configs import base_config, smoke
-from jaxgen.tasks.gan import task_config
+from jaxgen.recipes.gan import digits_smoke_evals, fid_evals, task_config
 
 
 def get_config(arg=None):
@@ -44,10 +44,7 @@ def get_config(arg=None):
   c.task.n_critic = 5
   c.task.gp_weight = 10.0
   c.task.generator_batch_size = 128
-  c.task.eval.num_samples = 50_000
-  c.task.eval.fid = True                # IS / FID: needs the two local files below
-  c.task.eval.inception_weights = ""    # --config.task.eval.inception_weights=inception_fid.npz
-  c.task.eval.fid_ref = ""              # --config.task.eval.fid_ref=cifar10_train.npz
+  fid_evals(c, num_samples=50_000)      # IS / FID: needs --config.evals.fid.inception_weights and .fid_ref
   if arg == "smoke":
     smoke(c)
     c.num_grid_samples = 16
@@ -59,6 +56,5 @@ def get_config(arg=None):
     c.task.critic.overrides.dim = 8
     c.task.n_critic = 2
     c.task.generator_batch_size = 16
-    c.task.eval.num_samples = 64
-    c.task.eval.fid = False             # digits stand-in: no Inception in tests
+    digits_smoke_evals(c, num_samples=64)   # digits stand-in: the digits FD, no Inception in tests
   return c

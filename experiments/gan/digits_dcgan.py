@@ -12,7 +12,7 @@ a working GAN lands well below fd_gaussian and approaches fd_real.
 """
 
 from jaxgen.configs import base_config, smoke
-from jaxgen.tasks.gan import task_config
+from jaxgen.recipes.gan import task_config
 
 
 def get_config(arg=None):
@@ -34,6 +34,7 @@ def get_config(arg=None):
   c.optimizer.name = "adam"
   c.optimizer.learning_rate = 2e-4
   c.optimizer.b1 = 0.5
+  c.evals.fd = dict(type="digits_fd", num_samples=0)   # 0: the test-split size (297)
   task_config(c, critic="dcgan32_d", loss="non_saturating", latent_dim=100)
   c.task.critic.overrides.resolution = 16
   c.task.critic.overrides.channels = 1
@@ -45,5 +46,5 @@ def get_config(arg=None):
     c.task.critic.overrides.resolution = 8
     c.model.overrides.base = 8
     c.task.critic.overrides.base = 8
-    c.task.eval.num_samples = 64
+    c.evals.fd.num_samples = 64
   return c

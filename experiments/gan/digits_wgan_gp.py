@@ -11,7 +11,7 @@ digits_dcgan.py). No paper number exists for this data set.
 """
 
 from jaxgen.configs import base_config, smoke
-from jaxgen.tasks.gan import task_config
+from jaxgen.recipes.gan import task_config
 
 
 def get_config(arg=None):
@@ -34,6 +34,7 @@ def get_config(arg=None):
   c.optimizer.learning_rate = 1e-4
   c.optimizer.b1 = 0.0
   c.optimizer.b2 = 0.9
+  c.evals.fd = dict(type="digits_fd", num_samples=0)   # 0: the test-split size (297)
   task_config(c, critic="dcgan32_d", loss="wasserstein", latent_dim=100)
   c.task.critic.overrides.resolution = 16
   c.task.critic.overrides.channels = 1
@@ -49,5 +50,5 @@ def get_config(arg=None):
     c.model.overrides.base = 8
     c.task.critic.overrides.base = 8
     c.task.n_critic = 2
-    c.task.eval.num_samples = 64
+    c.evals.fd.num_samples = 64
   return c

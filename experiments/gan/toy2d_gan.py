@@ -9,7 +9,7 @@ No paper number. Measured (jaxgen, 20k steps, H100; 2,500 samples, exact W1 by L
 Plots: python scripts/gan_toy_plots.py runs/toy2d_gan_8g
 """
 
-from jaxgen.tasks.gan import task_config, toy2d_base, toy2d_smoke, toy2d_variants
+from jaxgen.recipes.gan import task_config, toy2d_base, toy2d_smoke, toy2d_variants
 
 EXTRA = ()
 

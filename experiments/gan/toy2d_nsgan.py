@@ -10,7 +10,7 @@ high-quality, W1 0.32; 25gaussians 11/25 modes, 64%, W1 1.26.
 Plots: python scripts/gan_toy_plots.py runs/toy2d_nsgan_25g
 """
 
-from jaxgen.tasks.gan import task_config, toy2d_base, toy2d_smoke, toy2d_variants
+from jaxgen.recipes.gan import task_config, toy2d_base, toy2d_smoke, toy2d_variants
 
 EXTRA = ()
 

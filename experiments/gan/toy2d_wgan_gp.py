@@ -16,7 +16,7 @@ Measured (jaxgen, 20k critic steps, eval on 2,500 samples, exact W1 by LP on 1,0
 Plots: python scripts/gan_toy_plots.py runs/toy2d_wgan_gp_8g
 """
 
-from jaxgen.tasks.gan import task_config, toy2d_base, toy2d_smoke, toy2d_variants
+from jaxgen.recipes.gan import task_config, toy2d_base, toy2d_smoke, toy2d_variants
 
 EXTRA = ("one_sided", "toy_script")
 

@@ -17,12 +17,12 @@ writes x ← x + (α/2)·s + √α·z, so α = 2a, and on [−1, 1] (x = 2u − 
 code.) Chains start from uniform images as the official sampler's (task.langevin_init 'uniform': U(0, 1)
 there, U(−1, 1) here); training images are uniformly dequantized, (k + U[0, 1))/256 as the official
 data loader's (task.dequantize).
-Expected: Inception score 8.87, FID 25.32 [paper, Table 1] (task.eval: FID of 50k samples).
+Expected: Inception score 8.87, FID 25.32 [paper, Table 1] (evals.fid: FID of 50k samples).
 Hardware: one GPU (the official run: one GPU). Variants: smoke (digits 8×8, ngf 8, 2 Langevin steps
 per level).
 """
 
-from jaxgen.tasks import diffusion_configs as p
+from jaxgen.recipes import diffusion as p
 
 LEVELS = 10
 

@@ -12,12 +12,12 @@ embedding, skip rescale), β ∈ [0.1, 20], batch 128, Adam lr 2e-4, 5,000 warm-
 clipping at 1, EMA 0.9999, dropout 0.1, x-flips, 950k steps, sub-VP SDE (task.precond = task.loss =
 'subvp': ``jaxgen.diffusion.SubVPSchedule``, score_sde's unweighted continuous loss averaged over pixels (reduce_mean), t ~ U(1e-5, 1)).
 Expected: 2.99 bits/dim on the test split, FID 2.41 (PC sampler) / 2.92 (black-box ODE) — the score_sde
-README's checkpoint table for subvp/cifar10_ddpmpp_deep_continuous (REFERENCE.md §2); the VP SDE with the
+README's checkpoint table for subvp/cifar10_ddpmpp_deep_continuous (docs/reference.md §2); the VP SDE with the
 same recipe gives 3.13 bits/dim there (vp/cifar10_ddpmpp_deep_continuous).
 Hardware: TPU v3-8 / 8 GPUs. Variants: smoke (digits 8×8, a one-level network, 2 steps).
 """
 
-from jaxgen.tasks import diffusion_configs as p
+from jaxgen.recipes import diffusion as p
 
 
 def get_config(arg=None):

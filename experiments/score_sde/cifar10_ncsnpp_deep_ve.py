@@ -8,11 +8,11 @@ Recipe (score_sde configs/ve/cifar10_ncsnpp_deep_continuous.py): network ``ncsnp
 σ 0.02→100 on jaxgen's [−1, 1] (EDM Table 1 VE; task.precond = task.loss = 've'), batch 128, Adam
 lr 2e-4, 5,000 warm-up steps, gradient clipping at 1, EMA 0.999, dropout 0.1, x-flips, 950k steps.
 Sampling: predictor–corrector, reverse-diffusion predictor + Langevin corrector, snr 0.16, 1000 steps
-(NFE 2000). Expected: FID 2.20, IS 9.89 (REFERENCE.md §2; 50k samples).
+(NFE 2000). Expected: FID 2.20, IS 9.89 (docs/reference.md §2; 50k samples).
 Hardware: TPU v3-8 / 8 GPUs (≈ a week). Variants: smoke (digits 8×8, a one-level network, 2 steps).
 """
 
-from jaxgen.tasks import diffusion_configs as p
+from jaxgen.recipes import diffusion as p
 
 
 def get_config(arg=None):

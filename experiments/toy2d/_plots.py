@@ -60,14 +60,11 @@ def ideal_denoiser(name: str):
 
 
 def trajectories(denoise_fn, latents, sigmas) -> np.ndarray:
-  """States of Heun's method (EDM Algorithm 1) at every σ of the grid: [len(sigmas), B, 2]."""
-  x = latents * sigmas[0]
-  path = [np.asarray(x)]
-  step = jax.jit(lambda x, pair: dfn.sample_heun(denoise_fn, x, pair))
-  for i in range(sigmas.shape[0] - 1):
-    x = step(x, sigmas[i:i + 2])
-    path.append(np.asarray(x))
-  return np.stack(path)
+  """States of Heun's method (EDM Algorithm 1) at every σ of the grid: [len(sigmas), B, 2] (the sampler's
+  ``return_trajectory``)."""
+  run = jax.jit(lambda x: dfn.sample_heun(denoise_fn, x, sigmas, return_trajectory=True))
+  _, path = run(latents * sigmas[0])
+  return np.asarray(path)
 
 
 def main(argv=None):

@@ -7,12 +7,12 @@ score_sde's sub-VP parameterization (c_in = s, c_out = −σ, c_noise = 999·t),
 
 Variants (comma-separated): the toy, 8gaussians (default) | 25gaussians | swiss_roll | checkerboard |
 two_moons | rings, and smoke. Network, batch, steps, EMA and metrics as experiments/toy2d/vp.py
-(``jaxgen.tasks.diffusion.toy2d_config``). Hardware: one CPU core (a few minutes) or any accelerator.
-Expected: sw1 and mmd at the exact-vs-exact floor (sw1_exact, mmd_exact) and log_likelihood a few
+(``jaxgen.recipes.diffusion.toy2d_config``). Hardware: one CPU core (a few minutes) or any accelerator.
+Expected: sw1 and mmd at the exact-vs-exact floor (sw1_floor, mmd_floor) and log_likelihood a few
 hundredths of a nat below log_prob_exact, as for the VP run. Measured numbers: README (toy2d table).
 """
 
-from jaxgen.tasks.diffusion import toy2d_config
+from jaxgen.recipes.diffusion import toy2d_config
 
 
 def get_config(arg=None):

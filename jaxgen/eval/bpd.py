@@ -6,7 +6,7 @@ Each image (float in [−1, 1] as the data pipeline yields it) is mapped back to
 uniformly dequantized x = −1 + 2(k + u)/256 with u from ``fold_in(key, i)`` (i its index in the split),
 and scored with log p(x; σ_min) from the PF-ODE (Hutchinson probes also keyed by i), so an image's
 number does not depend on the batching. bpd = −log p/(D ln 2) + 8 − log₂ 2 = −log p/(D ln 2) + 7
-(REFERENCE.md §2). Padding rows (``mask`` 0) are skipped. Song et al. (2021) report the mean over the
+(docs/reference.md §2). Padding rows (``mask`` 0) are skipped. Song et al. (2021) report the mean over the
 CIFAR-10 test split with one dequantization and one probe per image (DDPM++ cont. deep, sub-VP: 2.99).
 """
 
@@ -18,6 +18,8 @@ from typing import Callable, Iterable
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from jaxgen.errors import ConfigError
 
 
 def to_uint8(images) -> np.ndarray:
@@ -70,7 +72,8 @@ def bits_per_dim_on_split(denoise_fn: Callable, batches: Iterable[dict], key, *,
   if bar is not None:
     bar.close()
   if not vals:
-    raise ValueError("no images to score: check data.eval_split.")
+    raise ConfigError("no images to score: set --config.data.eval_split to a split with images "
+                      "(e.g. 'test').")
   v = np.concatenate(vals).astype(np.float64)
   return dict(bpd=float(v.mean()), bpd_sem=float(v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else float("nan"),
               num_images=int(len(v)))

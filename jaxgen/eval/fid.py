@@ -24,11 +24,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxgen.errors import ConfigError
 from jaxgen.eval.frechet import frechet_distance, gaussian_stats
 
 __all__ = ["InceptionFeatures", "quantize", "fid_from_features", "fid_from_stats", "inception_score", "kid",
            "save_stats", "load_stats", "reference_stats", "features_from_batches", "evaluate_samples",
-           "evaluate_protocol", "compute_fid", "gaussian_stats"]
+           "evaluate_protocol", "compute_fid", "cached_extractor", "gaussian_stats"]
 
 
 def quantize(images) -> jax.Array:
@@ -151,7 +152,8 @@ def load_stats(path: str) -> dict:
   with np.load(path) as f:
     out = {k: f[k] for k in f.files}
   if "mu" not in out or "sigma" not in out:
-    raise ValueError(f"{path} has no 'mu'/'sigma' arrays; it is not a jaxgen.eval.fid statistics file.")
+    raise ConfigError(f"{path} has no 'mu'/'sigma' arrays; it is not a jaxgen.eval.fid statistics file: "
+                      "make one with `python -m jaxgen.eval.fid --data ... --out REF.npz`.")
   return out
 
 
@@ -176,7 +178,7 @@ def features_from_batches(batches: Iterable[dict], extractor: InceptionFeatures,
       break
   bar.close()
   if not feats:
-    raise ValueError("no images in the reference data: check data.eval_split / --split.")
+    raise ConfigError("no images in the reference data: check data.eval_split / --split.")
   return np.concatenate(feats)
 
 
@@ -247,36 +249,28 @@ def evaluate_protocol(sample_fn: Callable, ref: str | dict, extractor: Inception
   return out
 
 
-def _cfg_get(cfg, key, default=None):
-  try:
-    v = cfg.get(key, default) if hasattr(cfg, "get") else getattr(cfg, key, default)
-  except (AttributeError, KeyError):
-    v = default
-  return default if v is None else v
-
-
 @functools.lru_cache(maxsize=2)
-def _cached_extractor(weights: str, batch_size: int) -> InceptionFeatures:
+def cached_extractor(weights: str, batch_size: int) -> InceptionFeatures:
+  """One ``InceptionFeatures`` per (weights file, batch size), kept across evaluations of a run."""
   return InceptionFeatures(weights, batch_size=batch_size)
 
 
-def compute_fid(sample_fn: Callable, num_samples: int, config, batch_size: int = 500, progress: bool = True) -> float:
-  """FID of ``num_samples`` images from ``sample_fn(key, n, start_index)`` (one seed set) for the tasks.
+def compute_fid(sample_fn: Callable, num_samples: int, inception_weights: str, fid_ref: str, *, seed: int = 0,
+                batch_size: int = 500, progress: bool = True) -> float:
+  """FID of ``num_samples`` images from ``sample_fn(key, n, start_index)`` (one seed set, ``key(seed)``)
+  against the reference statistics ``fid_ref``, with the Inception weights ``inception_weights``.
 
-  Reads ``task.eval.inception_weights`` (or ``fid.inception_weights``) and the reference statistics
-  ``task.eval.fid_ref`` (or ``fid.ref``) from the config; both are required.
+  (The trainer's evaluation is the ``fid`` evaluator of ``jaxgen.eval.evaluators``, configured in
+  ``config.evals``; this is the same computation for scripts.)
   """
-  ev = _cfg_get(_cfg_get(config, "task", {}), "eval", {})
-  top = _cfg_get(config, "fid", {})
-  weights = _cfg_get(ev, "inception_weights", "") or _cfg_get(top, "inception_weights", "")
-  ref_path = _cfg_get(ev, "fid_ref", "") or _cfg_get(top, "ref", "")
-  ref = load_stats(ref_path)
-  if not weights:
-    raise FileNotFoundError("no Inception weights configured: set task.eval.inception_weights to an .npz made by "
-                            "`python -m jaxgen.convert.inception pt_inception-2015-12-05-6726825d.pth out.npz`.")
-  ext = _cached_extractor(str(weights), int(batch_size))
-  return evaluate_samples(sample_fn, jax.random.key(int(_cfg_get(config, "seed", 0))), num_samples, ext, ref,
-                          batch_size, progress, kid_subsets=0)["fid"]
+  ref = load_stats(fid_ref)
+  if not inception_weights:
+    raise FileNotFoundError("no Inception weights given: set inception_weights (config.evals.<name>."
+                            "inception_weights) to an .npz made by `python -m jaxgen.convert.inception "
+                            "pt_inception-2015-12-05-6726825d.pth out.npz`.")
+  ext = cached_extractor(str(inception_weights), int(batch_size))
+  return evaluate_samples(sample_fn, jax.random.key(int(seed)), num_samples, ext, ref, batch_size, progress,
+                          kid_subsets=0)["fid"]
 
 
 def main(argv=None) -> int:

@@ -9,6 +9,14 @@ trainer jit-compiles and shards (batch over the mesh axis ``'data'``, state repl
   sample(state, key, n, start_index=0) -> array       # generators only; sample i depends only on
                                                       # (key, start_index + i)
 
+Evaluation is chosen by the config: ``config.evals`` lists evaluators (``jaxgen.eval.evaluators``), and
+``Task.evaluate`` runs them on the functions ``eval_functions(state)`` returns ('sample', 'predict',
+'denoise', 'loss', 'critic', 'data'; see that module). A task states the keys it provides in
+``EVAL_FUNCTIONS``, so a config asking for a function the task lacks, an unknown evaluator type or
+option is a ``ConfigError`` when the task is built, not after training. ``preflight()`` checks the local
+files the evaluators read (the trainer calls it before training or evaluating). A task may still
+override ``evaluate`` entirely (then ``EVAL_FUNCTIONS`` stays None and ``config.evals`` is its business).
+
 ``train_step`` must be pure (no Python side effects): the trainer calls it under ``jax.jit`` with
 the state donated. Non-finite guard: a train_step returns ``metrics['nonfinite']`` (bool) and, when
 it is set, the *old* state unchanged, so no bad update ever reaches a checkpoint.
@@ -28,7 +36,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxgen import optim
+from jaxgen import config_schema, optim
+from jaxgen.eval import evaluators
 
 
 @flax.struct.dataclass
@@ -57,8 +66,16 @@ def tree_where(pred, new, old):
 class Task(abc.ABC):
   """Base class: holds the config; subclasses implement the contract above."""
 
+  # The keys of ``eval_functions(state)`` (None: not declared; checked when evaluate runs).
+  EVAL_FUNCTIONS: tuple[str, ...] | None = None
+
   def __init__(self, config):
     self.config = config
+    evaluators.check(config, self.EVAL_FUNCTIONS, task=self.task_name)
+
+  @property
+  def task_name(self) -> str:
+    return str(config_schema.lookup(self.config, "task.name", type(self).__module__))
 
   @abc.abstractmethod
   def init(self, key, example_batch):
@@ -68,8 +85,20 @@ class Task(abc.ABC):
   def train_step(self, state, batch, key):
     """See the contract in the module docstring."""
 
-  def evaluate(self, state, key, batches: Iterable | None) -> dict[str, float]:
+  def eval_functions(self, state) -> dict:
+    """The functions the evaluators of ``config.evals`` call (see ``jaxgen.eval.evaluators``)."""
     return {}
+
+  def evaluate(self, state, key, batches: Iterable | None) -> dict[str, float]:
+    """Runs ``config.evals`` (entry i with ``fold_in(key, i)``) and merges their metrics."""
+    evals = config_schema.lookup(self.config, "evals", None)
+    if not evaluators.entries(evals):
+      return {}
+    return evaluators.run(evals, self.eval_functions(state), key, batches, task=self.task_name)
+
+  def preflight(self) -> None:
+    """Checks the local files the configured evaluators read (ConfigError naming the flag to set)."""
+    evaluators.preflight(self.config)
 
   def sample(self, state, key, n: int, start_index: int = 0):
     raise NotImplementedError(f"{type(self).__name__} does not generate samples (--mode sample "

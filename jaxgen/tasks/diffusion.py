@@ -3,17 +3,23 @@
 A registry network F (``model.name``, ``model.overrides``, compute dtype ``model.dtype``, params
 float32) becomes the denoiser D(x; σ) = c_skip·x + c_out·F(c_in·x, c_noise) with the preconditioning
 of ``task.precond`` (EDM Table 1; ``jaxgen.diffusion.precondition``), and is trained with the loss
-``task.loss``. Every loss is computed through D (``preconditioned=True`` in ``jaxgen.diffusion.losses``),
-so any loss can train any parameterization, as in EDM's official code, where loss and preconditioning
-are separate choices:
+``task.loss``, a name of ``jaxgen.diffusion.LOSSES`` (the library's and the task's one vocabulary). Every
+loss is computed through D (``preconditioned=True`` in ``jaxgen.diffusion.losses``), so any loss can
+train any parameterization, as in EDM's official code, where loss and preconditioning are separate
+choices:
 
-  task.precond  edm | vp | subvp | ve | iddpm | fm | ncsn   (the schedule: σ(t), s(t), c_*, sampling grid;
-                subvp is score_sde's sub-VP SDE in EDM's frame, ``jaxgen.diffusion.SubVPSchedule``;
+  task.precond  edm | vp | subvp | ve | iddpm | fm | ncsn | ddpm   (the schedule: σ(t), s(t), c_*, sampling
+                grid; subvp is score_sde's sub-VP SDE in EDM's frame, ``jaxgen.diffusion.SubVPSchedule``;
                 ncsn a score network s(x, i) on the dsm ladder, D = x + σ²s, c_noise = level index i,
-                ``jaxgen.diffusion.NCSNSchedule``, e.g. the ``ncsn_cifar10`` RefineNet)
+                ``jaxgen.diffusion.NCSNSchedule``, e.g. the ``ncsn_cifar10`` RefineNet; ddpm the discrete
+                DDPM schedule, ``jaxgen.diffusion.DDPMSchedule`` with T = 1000 steps and the β schedule
+                ``task.ddpm_schedule`` ('linear': β 1e-4 → 0.02, Ho et al.; 'cosine': Nichol & Dhariwal),
+                the network F(x_t, j) called with the integer step j and predicting what ``task.loss``
+                names when it is eps | v | x0, else ε)
   task.loss     edm | vp | subvp | ve    λ(σ)·‖D(y + σn; σ) − y‖² with σ ~ p_train of that column of
                 Table 1 (subvp: score_sde's continuous sub-VP loss, t ~ U(ε_t, 1), λ = 1/σ²)
-                ddpm_eps | v | x0   prediction MSE, σ ~ p_train of ``task.precond``'s schedule
+                eps | v | x0   prediction MSE, σ ~ p_train of ``task.precond``'s schedule (eps with
+                                precond ddpm: DDPM's L_simple; the old name ``ddpm_eps`` is refused)
                 fm              velocity MSE ‖v̂ − (ε − y)‖², t ~ U(0, 1) (``task.fm_p_train``)
                 dsm             NCSN's ½σ²‖s(y + σn) + n/σ‖² over a geometric σ ladder
                                 (``task.ncsn_sigma_max`` → ``task.ncsn_sigma_min``, ``task.ncsn_levels``)
@@ -22,9 +28,12 @@ are separate choices:
 to [−1, 1] (k = the pixel value; ``jaxgen.diffusion.dequantize``) in the training and eval losses, as
 NCSN's training data. ``task.loss_reduce`` sums ('sum', EDM's and NCSN's convention) or averages ('mean', DDPM's and
 score_sde's ``reduce_mean``) each example's squared error over its dimensions; unset, each loss keeps its
-default (sum for edm/vp/subvp/ve/dsm, mean for ddpm_eps/v/x0/fm). ``task.sigma_data`` (0.5) is EDM's σ_d; ``task.class_conditional`` feeds ``batch['label']`` (the model
-needs ``num_classes``; it is filled in from ``task.num_classes`` when absent). Dropout uses its own key,
-split from the step key.
+default (sum for edm/vp/subvp/ve/dsm, mean for eps/v/x0/fm). ``task.sigma_data`` (0.5) is EDM's σ_d;
+``task.class_conditional`` feeds ``batch['label']`` (the model needs ``num_classes``; it is filled in
+from ``task.num_classes`` when absent). Dropout uses its own key, split from the step key.
+
+Every ``task.*`` key, its default and its rule is a field of ``DiffusionConfig`` (read with
+``jaxgen.config_schema.from_block``: an unknown key is an error with a did-you-mean suggestion).
 
 ``task.augment`` (a dict of ``jaxgen.diffusion.AugmentPipe`` fields; absent, None or p=0: off) is EDM's
 non-leaking augmentation: in training each clean image y is augmented on device (its own key, split from
@@ -37,71 +46,110 @@ clean images and no augmentation labels (zeros, as EDM's sampler). Without the p
 
 Sampling (``sample``) uses the EMA params and the sampler ``task.sampler``:
 
-  euler | heun | edm | ddim | ancestral | euler_maruyama | pc | dpmpp_2m | pf_ode
+  euler | heun | edm | ddim | ancestral | euler_maruyama | pc | dpmpp_2m | pf_ode | ode
       on the σ grid ``task.sigma_grid``: 'schedule' (the σ(t_i) of ``task.precond``'s own EDM Table 1
-      discretization) or 'karras' (ρ-spaced between ``task.sigma_min`` and ``task.sigma_max``);
-  ode      EDM's general Algorithm 1 in ``task.precond``'s own time variable (σ(t), s(t));
+      discretization) or 'karras' (ρ-spaced between ``task.sigma_min`` and ``task.sigma_max``); ode is
+      EDM's general Algorithm 1 in ``task.precond``'s own time variable (σ(t), s(t)) on that grid;
   annealed_langevin   NCSN's ladder (the dsm ladder) with ``task.sampler_options``; chains start at
       latents·σ_1, or with ``task.langevin_init='uniform'`` at U(−1, 1) images (2Φ(latent) − 1, NCSN's
       official sampler's U(0, 1) start on jaxgen's [−1, 1] scale).
 
 ``task.num_steps`` sets N; ``task.sampler_options`` (a dict) goes to the sampler as keywords (e.g.
-s_churn, eta, snr, solver). Samples are drawn in chunks of ``task.sample_batch_size`` (one compiled
-program whatever n; the last chunk is padded). Sample i starts from latents drawn with ``fold_in(key, start_index + i)``
-and stochastic samplers use global indices start_index + i, so a sample depends only on its index;
+s_churn, eta, snr, solver). Every sampler is called with the one signature of ``jaxgen.diffusion``,
+``sample_<name>(D, x_start, sigmas, key, indices=..., **options)`` with x_start = latents·σ_0. Samples
+are drawn in chunks of ``task.sample_batch_size`` (one compiled program whatever n; the last chunk is
+padded). Sample i starts from latents drawn with ``fold_in(key, start_index + i)`` and stochastic
+samplers use global indices start_index + i, so a sample depends only on its index;
 labels of class-conditional samples are (start_index + i) mod num_classes. Images are clipped to
 [−1, 1]; 2-D points are returned as they are.
 
-Evaluation (``evaluate``): the mean ``eval_loss`` over the eval batches (EMA params) and, by data set,
-* ``digits``: ``fd``, ``fd_real``, ``fd_gaussian`` (``jaxgen.eval.digits_fd``) from
-  ``task.eval.num_samples`` samples (0: as many as the test split holds);
-* ``toy2d``: sliced W1 and a Gaussian-kernel MMD² between ``task.eval.num_samples`` samples and exact
-  draws of the toy (``sw1``, ``mmd``), the same two numbers between two exact draws as their floor
-  (``sw1_exact``, ``mmd_exact``), and with ``task.eval.likelihood`` the mean log-likelihood
-  (``log_likelihood``, nats) of ``task.eval.likelihood_points`` eval points through the PF-ODE with
-  the exact trace, next to the exact mean log-density of those points (``log_prob_exact``);
-* other image sets with ``task.eval.fid``: FID of ``task.eval.num_samples`` samples (default 50k)
-  through ``jaxgen.eval.fid.compute_fid`` (``task.eval.inception_weights``, ``task.eval.fid_ref``).
+Evaluation is configured in ``config.evals`` (``jaxgen.eval.evaluators``): the task provides 'sample'
+(EMA params), 'denoise' (D of the EMA params), 'loss' (the per-example eval-mode loss, for
+``eval_loss``) and 'data' (data set name, toy, resolution, the schedule's σ_max), so digits_fd, toy2d,
+toy2d_likelihood, fid, bpd and eval_loss all apply.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
 import functools
 import inspect
-from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxgen import config_schema
 from jaxgen import diffusion as dfn
 from jaxgen import models
+from jaxgen.config_schema import option
+from jaxgen.errors import ConfigError
 from jaxgen.tasks import base
 
-PRECONDS = ("edm", "vp", "subvp", "ve", "iddpm", "fm", "ncsn")
-LOSSES = ("edm", "vp", "subvp", "ve", "ddpm_eps", "v", "x0", "fm", "dsm")
+PRECONDS = ("edm", "vp", "subvp", "ve", "iddpm", "fm", "ncsn", "ddpm")
+# ``task.loss``: the names of ``jaxgen.diffusion.LOSSES`` (one vocabulary for the library and the task).
+LOSSES = ("edm", "vp", "subvp", "ve", "eps", "v", "x0", "fm", "dsm")
+RENAMED_LOSSES = {"ddpm_eps": "eps"}
 SAMPLERS = ("euler", "heun", "edm", "ddim", "ancestral", "euler_maruyama", "pc", "dpmpp_2m", "pf_ode",
             "ode", "annealed_langevin")
 
 
-def _get(cfg, key: str, default: Any) -> Any:
-  try:
-    v = cfg.get(key, default) if hasattr(cfg, "get") else getattr(cfg, key, default)
-  except (AttributeError, KeyError):
-    v = default
-  return default if v is None else v
+@dataclasses.dataclass(frozen=True)
+class DiffusionConfig:
+  """``config.task`` of the diffusion task: every key with its default (stated only here) and its rule;
+  built by ``jaxgen.config_schema.from_block`` (an unknown key is a ConfigError with did-you-mean)."""
 
+  precond: str = option("edm", choices=PRECONDS)
+  loss: str = "edm"                      # one of LOSSES (checked below: a renamed name says so)
+  loss_reduce: str | None = None         # 'sum' | 'mean' | None (the loss's own default)
+  sigma_data: float = option(0.5, above=0.0)
+  ddpm_schedule: str = option("linear", choices=("linear", "cosine"))   # task.precond='ddpm' β schedule
+  fm_p_train: str = option("uniform", choices=("uniform", "logit_normal"))
+  ncsn_sigma_max: float = option(2.0, above=0.0)
+  ncsn_sigma_min: float = option(0.02, above=0.0)
+  ncsn_levels: int = option(10, min=1)
+  class_conditional: bool = False
+  num_classes: int = option(10, min=1)
+  dequantize: bool = False
+  augment: dict | None = None            # jaxgen.diffusion.AugmentPipe fields; None / p=0: off
+  sampler: str = option("heun", choices=SAMPLERS)
+  num_steps: int = option(18, min=1)
+  sampler_options: dict = option({})
+  sigma_grid: str = option("schedule", choices=("schedule", "karras"))
+  sigma_min: float = option(0.002, above=0.0)     # the 'karras' grid
+  sigma_max: float = option(80.0, above=0.0)
+  rho: float = option(7.0, above=0.0)
+  langevin_init: str = "gaussian"        # annealed_langevin start: 'gaussian' | 'uniform'
+  sample_batch_size: int = option(256, min=1)
 
-def _to_dict(d) -> dict:
-  if d is None:
-    return {}
-  return dict(d.to_dict()) if hasattr(d, "to_dict") else dict(d)
+  def __post_init__(self):
+    if self.loss in RENAMED_LOSSES:
+      new = RENAMED_LOSSES[self.loss]
+      raise ConfigError(f"task.loss={self.loss!r} was renamed to {new!r} (the loss names of "
+                        f"jaxgen.diffusion.LOSSES): set --config.task.loss={new}.")
+    if self.loss not in LOSSES:
+      close = difflib.get_close_matches(self.loss, LOSSES, n=1)
+      hint = f" (did you mean {close[0]!r}?)" if close else ""
+      raise ConfigError(f"task.loss={self.loss!r} is unknown{hint}: use one of {', '.join(LOSSES)}.")
+    if self.langevin_init not in ("gaussian", "uniform"):
+      raise ConfigError(f"task.langevin_init={self.langevin_init!r} is unknown: use 'gaussian' (latents·σ_1) "
+                        "or 'uniform' (NCSN's U(−1, 1) start).")
+    if self.loss_reduce not in (None, "sum", "mean"):
+      raise ConfigError(f"task.loss_reduce={self.loss_reduce!r} is unknown: use 'sum' (EDM, NCSN), 'mean' "
+                        "(DDPM, score_sde's reduce_mean) or leave it unset for the loss's own default.")
+
+  @property
+  def ncsn_ladder(self) -> tuple[float, float, int]:
+    return (self.ncsn_sigma_max, self.ncsn_sigma_min, self.ncsn_levels)
 
 
 def make_schedule(name: str, sigma_data: float = 0.5, fm_p_train: str = "uniform",
-                  ncsn_ladder: tuple = (2.0, 0.02, 10)):
+                  ncsn_ladder: tuple = (2.0, 0.02, 10), ddpm_schedule: str = "linear",
+                  ddpm_prediction: str = "eps"):
   """The schedule object of a ``task.precond`` / ``task.loss`` name (EDM Table 1 constants;
-  ``ncsn_ladder``: NCSN's (σ_max, σ_min, L))."""
+  ``ncsn_ladder``: NCSN's (σ_max, σ_min, L); ``ddpm_schedule``, ``ddpm_prediction``: the
+  ``DDPMSchedule``'s β schedule and network parameterization)."""
   if name == "ncsn":
     return dfn.NCSNSchedule(sigma_max=float(ncsn_ladder[0]), sigma_min=float(ncsn_ladder[1]),
                             num_levels=int(ncsn_ladder[2]))
@@ -117,12 +165,14 @@ def make_schedule(name: str, sigma_data: float = 0.5, fm_p_train: str = "uniform
     return dfn.IDDPMSchedule()
   if name == "fm":
     return dfn.FlowMatchingSchedule(p_train=fm_p_train)
-  raise ValueError(f"task.precond={name!r} is unknown: use one of {', '.join(PRECONDS)}.")
+  if name == "ddpm":
+    return dfn.DDPMSchedule(kind=ddpm_schedule, prediction=ddpm_prediction)
+  raise ConfigError(f"task.precond={name!r} is unknown: use one of {', '.join(PRECONDS)}.")
 
 
 def make_augment_pipe(cfg) -> dfn.AugmentPipe | None:
   """The augmentation pipe of ``task.augment``, or None when it is off (absent, None, p=0 or no op)."""
-  d = _to_dict(cfg)
+  d = config_schema.to_dict(cfg)
   if not d:
     return None
   pipe = dfn.AugmentPipe.from_config(d)
@@ -132,57 +182,52 @@ def make_augment_pipe(cfg) -> dfn.AugmentPipe | None:
 class Task(base.LossTask):
   """See the module docstring."""
 
+  EVAL_FUNCTIONS = ("sample", "denoise", "loss", "data")
+
   def __init__(self, config):
     super().__init__(config)
-    t = config.task
-    self.precond_name = str(_get(t, "precond", "edm"))
-    self.loss_name = str(_get(t, "loss", "edm"))
-    self.sampler_name = str(_get(t, "sampler", "heun"))
-    if self.loss_name not in LOSSES:
-      raise ValueError(f"task.loss={self.loss_name!r} is unknown: use one of {', '.join(LOSSES)}.")
-    if self.sampler_name not in SAMPLERS:
-      raise ValueError(f"task.sampler={self.sampler_name!r} is unknown: use one of {', '.join(SAMPLERS)}.")
-    self.sigma_data = float(_get(t, "sigma_data", 0.5))
-    self.loss_reduce = _get(t, "loss_reduce", None)
-    self.langevin_init = str(_get(t, "langevin_init", "gaussian"))
-    self.dequantize = bool(_get(t, "dequantize", False))
-    if self.langevin_init not in ("gaussian", "uniform"):
-      raise ValueError(f"task.langevin_init={self.langevin_init!r} is unknown: use 'gaussian' (latents·σ_1) "
-                       "or 'uniform' (NCSN's U(−1, 1) start).")
-    if self.loss_reduce not in (None, "sum", "mean"):
-      raise ValueError(f"task.loss_reduce={self.loss_reduce!r} is unknown: use 'sum' (EDM, NCSN), 'mean' "
-                       "(DDPM, score_sde's reduce_mean) or leave it unset for the loss's own default.")
-    ncsn_ladder = (float(_get(t, "ncsn_sigma_max", 2.0)), float(_get(t, "ncsn_sigma_min", 0.02)),
-                   int(_get(t, "ncsn_levels", 10)))
-    self.schedule = make_schedule(self.precond_name, self.sigma_data, str(_get(t, "fm_p_train", "uniform")),
-                                  ncsn_ladder)
-    self.num_steps = int(_get(t, "num_steps", 18))
-    self.class_conditional = bool(_get(t, "class_conditional", False))
-    self.num_classes = int(_get(t, "num_classes", 10))
-    self.sample_batch_size = int(_get(t, "sample_batch_size", 256))
-    self.ncsn_sigmas = dfn.ncsn_sigmas(*ncsn_ladder)  # the dsm loss's and annealed Langevin's ladder
-    overrides = _to_dict(config.model.get("overrides", None))
-    self.augment = make_augment_pipe(_get(t, "augment", None))
+    self.cfg = cfg = config_schema.from_block(DiffusionConfig, config.task)
+    prediction = cfg.loss if cfg.loss in ("eps", "v", "x0") else "eps"
+    self.schedule = make_schedule(cfg.precond, cfg.sigma_data, cfg.fm_p_train, cfg.ncsn_ladder,
+                                  cfg.ddpm_schedule, prediction)
+    self.ncsn_sigmas = dfn.ncsn_sigmas(*cfg.ncsn_ladder)  # the dsm loss's and annealed Langevin's ladder
+    self._loss_options = self._loss_schedule_options()
+    model_name = config_schema.lookup(config, "model.name", "")
+    overrides = config_schema.to_dict(config_schema.lookup(config, "model.overrides", None))
+    self.augment = make_augment_pipe(cfg.augment)
     if self.augment is not None:
       if overrides.get("augment_dim", self.augment.label_dim) != self.augment.label_dim:
-        raise ValueError(f"model.overrides.augment_dim={overrides['augment_dim']} but task.augment yields "
-                         f"{self.augment.label_dim} labels: remove augment_dim (it is set automatically).")
+        raise ConfigError(f"model.overrides.augment_dim={overrides['augment_dim']} but task.augment yields "
+                          f"{self.augment.label_dim} labels: remove augment_dim (it is set automatically).")
       overrides["augment_dim"] = self.augment.label_dim
-    if self.class_conditional:
-      overrides.setdefault("num_classes", self.num_classes)
-    dtype = str(config.model.get("dtype", "float32"))
+    if cfg.class_conditional:
+      overrides.setdefault("num_classes", cfg.num_classes)
+    dtype = str(config_schema.lookup(config, "model.dtype", "float32"))
     if dtype != "float32":
       overrides["dtype"] = dtype
-    if not config.model.name:
-      raise ValueError("model.name is empty: set it to a denoiser network, e.g. 'small_unet' or 'toy_mlp'.")
-    self.model = models.create(config.model.name, **overrides)
-    if self.precond_name == "ncsn" and getattr(self.model, "num_levels", ncsn_ladder[2]) != ncsn_ladder[2]:
-      raise ValueError(f"{config.model.name} has num_levels={self.model.num_levels} but task.ncsn_levels="
-                       f"{ncsn_ladder[2]}: set model.overrides.num_levels to task.ncsn_levels.")
+    if not model_name:
+      raise ConfigError("model.name is empty: set it to a denoiser network, e.g. 'small_unet' or 'toy_mlp'.")
+    self.model = models.create(model_name, **overrides)
+    if cfg.precond == "ncsn" and getattr(self.model, "num_levels", cfg.ncsn_levels) != cfg.ncsn_levels:
+      raise ConfigError(f"{model_name} has num_levels={self.model.num_levels} but task.ncsn_levels="
+                        f"{cfg.ncsn_levels}: set model.overrides.num_levels to task.ncsn_levels.")
     self._accepts_augment = "augment_labels" in inspect.signature(type(self.model).__call__).parameters
     if self.augment is not None and not self._accepts_augment:
-      raise ValueError(f"task.augment needs a network that takes augment_labels; {config.model.name} does "
-                       "not: use e.g. ddpmpp_cifar10 or small_unet, or remove task.augment.")
+      raise ConfigError(f"task.augment needs a network that takes augment_labels; {model_name} does "
+                        "not: use e.g. ddpmpp_cifar10 or small_unet, or remove task.augment.")
+
+  def _loss_schedule_options(self) -> dict:
+    """The ``schedule`` and ``sigmas`` keywords of ``jaxgen.diffusion.LOSSES[task.loss]`` (each loss reads
+    the one it uses): the denoising losses sample σ from their own EDM Table 1 column (the
+    preconditioning's schedule when it is the same), the prediction losses from the preconditioning's
+    schedule, fm from the flow, dsm from the NCSN ladder."""
+    cfg = self.cfg
+    schedule = self.schedule
+    if cfg.loss in ("edm", "vp", "subvp", "ve") and cfg.loss != cfg.precond:
+      schedule = make_schedule(cfg.loss, cfg.sigma_data)
+    elif cfg.loss == "fm" and cfg.precond != "fm":
+      schedule = make_schedule("fm")
+    return {"schedule": schedule, "sigmas": self.ncsn_sigmas}
 
   # --- the network as a raw F and as a denoiser D -------------------------------------------------
   def _net(self, params, model_state, *, train: bool, dropout_key=None, augment_labels=None):
@@ -207,30 +252,32 @@ class Task(base.LossTask):
       return batch["image"]
     if "x" in batch:
       return batch["x"]
-    raise ValueError(f"diffusion batches need an 'image' or 'x' entry, got keys {sorted(batch)}.")
+    raise ConfigError(f"diffusion batches need an 'image' or 'x' entry, got keys {sorted(batch)}: use an "
+                      "image data set or data.name=toy2d.")
 
   def _labels(self, batch):
-    if not self.class_conditional:
+    if not self.cfg.class_conditional:
       return None
     if "label" not in batch:
-      raise ValueError("task.class_conditional is set but the data set yields no 'label': use a "
-                       "labelled data set or set task.class_conditional=False.")
+      raise ConfigError("task.class_conditional is set but the data set yields no 'label': use a "
+                        "labelled data set or set task.class_conditional=False.")
     return batch["label"]
 
   # --- LossTask ----------------------------------------------------------------------------------
   def init_variables(self, key, example_batch) -> dict:
     x = jnp.asarray(self._data(example_batch))[:1]
     c_noise = jnp.zeros((1,), jnp.float32)
-    labels = jnp.zeros((1,), jnp.int32) if self.class_conditional else None
+    labels = jnp.zeros((1,), jnp.int32) if self.cfg.class_conditional else None
     k_params, k_drop = jax.random.split(key)
     variables = self.model.init({"params": k_params, "dropout": k_drop}, x, c_noise, labels)
     return jax.tree_util.tree_map(lambda v: v.astype(jnp.float32) if jnp.issubdtype(v.dtype, jnp.floating) else v,
                                   dict(variables))
 
   def per_example_loss(self, params, model_state, batch, key, train: bool):
-    """The loss of each example [B] (float32) through the preconditioned denoiser."""
+    """The loss of each example [B] (float32) through the preconditioned denoiser:
+    ``jaxgen.diffusion.LOSSES[task.loss]`` with ``preconditioned=True``."""
     y = self._data(batch)
-    if self.dequantize:  # the 8-bit pixel k becomes (k + U[0, 1))/256 on [−1, 1] (NCSN's data)
+    if self.cfg.dequantize:  # the 8-bit pixel k becomes (k + U[0, 1))/256 on [−1, 1] (NCSN's data)
       k = jnp.round((jnp.asarray(y, jnp.float32) + 1.0) * 127.5)
       y = dfn.dequantize(jax.random.fold_in(key, 0x0DE9), k, data_range=(-1.0, 1.0))
     augment_labels = batch.get("augment_labels")
@@ -241,19 +288,9 @@ class Task(base.LossTask):
       k_loss, k_drop = jax.random.split(key)
     net = self._net(params, model_state, train=train, dropout_key=k_drop, augment_labels=augment_labels)
     D = dfn.precondition(net, self.schedule)
-    labels = self._labels(batch)
-    name = self.loss_name
-    kw = dict(labels=labels, preconditioned=True, **({"reduce": self.loss_reduce} if self.loss_reduce else {}))
-    if name in ("edm", "vp", "subvp", "ve"):
-      loss_schedule = self.schedule if name == self.precond_name else make_schedule(name, self.sigma_data)
-      return dfn.denoising_loss(D, y, k_loss, schedule=loss_schedule, **kw)
-    if name in ("ddpm_eps", "v", "x0"):
-      prediction = {"ddpm_eps": "eps", "v": "v", "x0": "x0"}[name]
-      return dfn.ddpm_loss(D, y, k_loss, schedule=self.schedule, prediction=prediction, **kw)
-    if name == "fm":
-      fm = self.schedule if self.precond_name == "fm" else make_schedule("fm")
-      return dfn.flow_matching_loss(D, y, k_loss, schedule=fm, **kw)
-    return dfn.dsm_loss(D, y, k_loss, sigmas=self.ncsn_sigmas, **kw)
+    reduce = {"reduce": self.cfg.loss_reduce} if self.cfg.loss_reduce else {}
+    return dfn.LOSSES[self.cfg.loss](D, y, k_loss, labels=self._labels(batch), preconditioned=True,
+                                     **self._loss_options, **reduce)
 
   def loss(self, params, model_state, batch, key, train: bool):
     per = self.per_example_loss(params, model_state, batch, key, train)
@@ -266,41 +303,31 @@ class Task(base.LossTask):
 
   # --- sampling ----------------------------------------------------------------------------------
   def sigma_grid(self):
-    """The σ grid (N + 1 values ending in 0) of the σ-space samplers."""
-    grid = str(_get(self.config.task, "sigma_grid", "schedule"))
-    if grid == "schedule":
-      return self.schedule.sigma_steps(self.num_steps)
-    if grid == "karras":
-      t = self.config.task
-      return dfn.karras_sigmas(self.num_steps, float(_get(t, "sigma_min", 0.002)),
-                               float(_get(t, "sigma_max", 80.0)), float(_get(t, "rho", 7.0)))
-    raise ValueError(f"task.sigma_grid={grid!r} is unknown: use 'schedule' or 'karras'.")
-
-  def _sampler_options(self) -> dict:
-    return _to_dict(self.config.task.get("sampler_options", None))
+    """The σ grid (N + 1 values ending in 0) of the samplers other than annealed Langevin."""
+    cfg = self.cfg
+    if cfg.sigma_grid == "karras":
+      return dfn.karras_sigmas(cfg.num_steps, cfg.sigma_min, cfg.sigma_max, cfg.rho)
+    return self.schedule.sigma_steps(cfg.num_steps)
 
   def draw(self, params, model_state, latents, key, indices, labels=None):
-    """Runs the configured sampler from unit-variance ``latents`` (pure; jit it)."""
+    """Runs the configured sampler from unit-variance ``latents`` (pure; jit it). Every sampler is called
+    the same way, ``sample_<name>(D, x_start, sigmas, key, indices=indices, **task.sampler_options)``
+    (``ode`` also gets the schedule whose time it integrates in)."""
     D = self.denoiser(params, model_state, labels=labels)
-    opts = self._sampler_options()
-    name = self.sampler_name
-    if name == "ode":
-      ts = self.schedule.time_steps(self.num_steps)
-      fn = dfn.sample_ode
-      if "indices" in inspect.signature(fn).parameters:
-        opts.setdefault("indices", indices)
-      return fn(D, latents, ts, self.schedule, key=key, **opts)
-    x0 = None
+    opts = dict(self.cfg.sampler_options)
+    name = self.cfg.sampler
     if name == "annealed_langevin":
       sigmas = jnp.concatenate([self.ncsn_sigmas, jnp.zeros((1,), jnp.float32)])
-      if self.langevin_init == "uniform":  # NCSN's chains start from U(0, 1) images, i.e. U(−1, 1) here:
-        x0 = jax.lax.erf(latents.astype(jnp.float32) / np.sqrt(2.0))  # 2Φ(z) − 1 ~ U(−1, 1)
     else:
       sigmas = self.sigma_grid()
-    fn = getattr(dfn, f"sample_{name}")
-    if "indices" in inspect.signature(fn).parameters:
-      opts.setdefault("indices", indices)
-    return fn(D, latents * sigmas[0] if x0 is None else x0.astype(latents.dtype), sigmas, key, **opts)
+    if name == "annealed_langevin" and self.cfg.langevin_init == "uniform":
+      # NCSN's chains start from U(0, 1) images, i.e. U(−1, 1) here: 2Φ(z) − 1 ~ U(−1, 1)
+      x = jax.lax.erf(latents.astype(jnp.float32) / np.sqrt(2.0)).astype(latents.dtype)
+    else:
+      x = latents * sigmas[0]
+    if name == "ode":
+      opts["schedule"] = self.schedule
+    return getattr(dfn, f"sample_{name}")(D, x, sigmas, key, indices=indices, **opts)
 
   @functools.cached_property
   def _draw_jit(self):
@@ -309,15 +336,15 @@ class Task(base.LossTask):
   def sample(self, state, key, n: int, start_index: int = 0):
     """n samples with the EMA params; sample i depends only on (key, start_index + i)."""
     if n <= 0:
-      raise ValueError(f"the number of samples must be positive, got {n}.")
+      raise ConfigError(f"the number of samples must be positive, got {n}.")
     shape = self._sample_shape(state)
     k_latent, k_sampler = jax.random.split(key)
-    chunk = max(1, self.sample_batch_size)  # one compiled shape for every n; the last chunk is padded
+    chunk = self.cfg.sample_batch_size  # one compiled shape for every n; the last chunk is padded
     out = []
     for lo in range(0, n, chunk):
       idx = jnp.arange(chunk, dtype=jnp.int32) + start_index + lo  # the last chunk is padded
       latents = jax.vmap(lambda i: jax.random.normal(jax.random.fold_in(k_latent, i), shape, jnp.float32))(idx)
-      labels = (idx % self.num_classes) if self.class_conditional else None
+      labels = (idx % self.cfg.num_classes) if self.cfg.class_conditional else None
       x = self._draw_jit(state.ema_params, state.model_state, latents, k_sampler, idx, labels)
       out.append(np.asarray(x)[:min(chunk, n - lo)])
     x = np.concatenate(out, axis=0)
@@ -332,159 +359,23 @@ class Task(base.LossTask):
       self._shape = shape
     return shape
 
-  # --- evaluation --------------------------------------------------------------------------------
+  # --- evaluation (config.evals; jaxgen.eval.evaluators) -------------------------------------------
   @functools.cached_property
   def _eval_loss_jit(self):
-    return jax.jit(lambda p, ms, b, k: self.loss(p, ms, b, k, False)[0] * jnp.sum(b["mask"]))
+    return jax.jit(lambda p, ms, b, k: self.per_example_loss(p, ms, b, k, False))
 
-  def eval_loss(self, state, key, batches) -> dict[str, float]:
-    """Mean per-example loss over the (masked) eval batches, EMA params, fixed keys."""
-    fn = self._eval_loss_jit
-    total, count = 0.0, 0.0
-    for i, b in enumerate(batches):
-      b = {k: jnp.asarray(v) for k, v in b.items()}
-      if "mask" not in b:
-        b["mask"] = jnp.ones((self._data(b).shape[0],), jnp.float32)
-      total += float(fn(state.ema_params, state.model_state, b, jax.random.fold_in(key, i)))
-      count += float(jnp.sum(b["mask"]))
-    return {"eval_loss": total / max(count, 1.0)} if count else {}
+  def eval_functions(self, state) -> dict:
+    """sample (EMA params), denoise (D of the EMA params), loss (per-example eval-mode loss, EMA params)
+    and data (data set name, toy, resolution, and the schedule's σ_max)."""
+    data = self.config.data
+    name = str(config_schema.lookup(data, "name", "")).split("/")[0]
+    facts = dict(name=name, toy=str(config_schema.lookup(data, "toy", "")) if name == "toy2d" else "",
+                 resolution=int(config_schema.lookup(data, "resolution", 0)),
+                 sigma_max=float(self.schedule.sigma_max))
 
-  def evaluate(self, state, key, batches) -> dict[str, float]:
-    k_loss, k_sample, k_metric = jax.random.split(key, 3)
-    metrics = self.eval_loss(state, k_loss, batches) if batches is not None else {}
-    ev = self.config.task.get("eval", None)
-    data_name = str(self.config.data.name).split("/")[0]
-    if data_name == "digits" and bool(_get(ev, "fd", True)):
-      metrics.update(self._digits_fd(state, k_sample, ev))
-    elif data_name == "toy2d" and bool(_get(ev, "toy", True)):
-      metrics.update(self._toy_metrics(state, k_sample, k_metric, ev, batches))
-    elif bool(_get(ev, "fid", False)):
-      metrics.update(self._fid(state, ev))
-    return metrics
+    def loss(batch, key):
+      b = {k: jnp.asarray(v) for k, v in batch.items() if k != "mask"}
+      return self._eval_loss_jit(state.ema_params, state.model_state, b, key)
 
-  def _digits_fd(self, state, key, ev) -> dict[str, float]:
-    from jaxgen.eval import digits_fd  # noqa: PLC0415
-
-    ref = digits_fd.DigitsFD(resolution=int(_get(self.config.data, "resolution", 0)))
-    n = int(_get(ev, "num_samples", 0)) or ref.num_real
-    samples = self.sample(state, key, n)
-    return ref.metrics(samples, seed=int(_get(ev, "seed", 0)))
-
-  def _toy_metrics(self, state, key, k_metric, ev, batches) -> dict[str, float]:
-    from jaxgen import ot  # noqa: PLC0415
-    from jaxgen.data import toy2d  # noqa: PLC0415
-
-    toy = str(_get(self.config.data, "toy", "8gaussians"))
-    n = int(_get(ev, "num_samples", 0)) or 2000
-    samples = jnp.asarray(self.sample(state, key, n))
-    k_ref, k_ref2, k_proj = jax.random.split(jax.random.fold_in(k_metric, 1), 3)
-    exact = toy2d.sample(toy, k_ref, n)
-    exact2 = toy2d.sample(toy, k_ref2, n)
-    bw = float(_get(ev, "mmd_bandwidth", 0.0)) or float(_median_bandwidth(exact))
-    out = {"sw1": float(ot.sliced_wasserstein(samples, exact, k_proj)),
-           "sw1_exact": float(ot.sliced_wasserstein(exact2, exact, k_proj)),
-           "mmd": float(mmd2(samples, exact, bw)), "mmd_exact": float(mmd2(exact2, exact, bw))}
-    m = int(_get(ev, "likelihood_points", 0))
-    if bool(_get(ev, "likelihood", False)) and m > 0:
-      pts = jnp.asarray(toy2d.sample(toy, jax.random.fold_in(k_metric, 2), m))
-      D = self.denoiser(state.ema_params, state.model_state)
-      sched = self.schedule
-      ll = dfn.log_likelihood(D, pts, sigma_min=float(_get(ev, "likelihood_sigma_min", 1e-3)),
-                              sigma_max=float(_get(ev, "likelihood_sigma_max", sched.sigma_max)),
-                              exact_trace=True, rtol=1e-4, atol=1e-4)
-      out["log_likelihood"] = float(jnp.mean(ll))
-      out["log_prob_exact"] = float(jnp.mean(toy2d.log_prob(toy, pts)))
-    return out
-
-  def _fid(self, state, ev) -> dict[str, float]:
-    """FID of ``task.eval.num_samples`` samples (default 50k) with ``jaxgen.eval.fid.compute_fid``
-    (Inception weights ``task.eval.inception_weights``, reference statistics ``task.eval.fid_ref``)."""
-    from jaxgen.eval import fid  # noqa: PLC0415
-
-    n = int(_get(ev, "num_samples", 0)) or 50_000
-    value = fid.compute_fid(lambda k, m, start: self.sample(state, k, m, start), n, self.config,
-                            batch_size=self.sample_batch_size, progress=False)
-    return {"fid": float(value)}
-
-
-def _median_bandwidth(x) -> jax.Array:
-  """Median pairwise distance of (at most 1000 of) the points: the usual MMD kernel width."""
-  x = jnp.asarray(x)[:1000]
-  d = jnp.sqrt(jnp.maximum(jnp.sum((x[:, None] - x[None]) ** 2, -1), 0.0))
-  return jnp.median(d[jnp.triu_indices(x.shape[0], 1)])
-
-
-@jax.jit
-def mmd2(x, y, bandwidth) -> jax.Array:
-  """Unbiased MMD² with the Gaussian kernel k(a, b) = exp(−‖a − b‖²/(2h²)) (Gretton et al. 2012)."""
-  def k(a, b):
-    return jnp.exp(-jnp.sum((a[:, None] - b[None]) ** 2, -1) / (2.0 * bandwidth ** 2))
-  n, m = x.shape[0], y.shape[0]
-  kxx, kyy, kxy = k(x, x), k(y, y), k(x, y)
-  sxx = (jnp.sum(kxx) - jnp.trace(kxx)) / (n * (n - 1))
-  syy = (jnp.sum(kyy) - jnp.trace(kyy)) / (m * (m - 1))
-  return sxx + syy - 2.0 * jnp.mean(kxy)
-
-
-# --- experiment configs for the 2-D toys (used by experiments/toy2d/*.py) ------------------------
-TOYS = ("8gaussians", "25gaussians", "swiss_roll", "checkerboard", "two_moons", "rings")
-# σ_data per toy: the RMS coordinate of 100k exact samples (EDM's σ_d is the data's standard deviation).
-TOY_SIGMA_DATA = {"8gaussians": 1.41, "25gaussians": 2.83, "swiss_roll": 0.92, "checkerboard": 2.31,
-                  "two_moons": 1.44, "rings": 1.45}
-
-
-def toy2d_config(arg, *, precond: str, loss: str, sampler: str, num_steps: int,
-                 sampler_options: dict | None = None, default_toy: str = "8gaussians"):
-  """The whole config of a toy2d diffusion experiment; ``arg``: comma-separated toy name and/or 'smoke'.
-
-  toy_mlp (128 wide, 3 residual blocks), batch 512, 20k Adam steps (lr 1e-3, cosine to 5%, warm-up
-  200), EMA 0.999; evaluation: sliced W1 and MMD² of 2000 samples against exact draws, and the
-  PF-ODE log-likelihood of 256 exact points (exact trace) next to their true mean log-density.
-  """
-  from jaxgen import configs  # noqa: PLC0415 (ml_collections only for experiment files)
-
-  parts = [p for p in (arg or "").split(",") if p]
-  bad = [p for p in parts if p not in TOYS + ("smoke",)]
-  if bad:
-    raise ValueError(f"unknown variant {bad[0]!r}: use a toy ({', '.join(TOYS)}) and/or smoke, "
-                     "comma-separated (e.g. ':swiss_roll,smoke').")
-  toy = next((p for p in parts if p in TOYS), default_toy)
-  c = configs.base_config()
-  c.batch_size = 512
-  c.num_train_steps = 20_000
-  c.log_every_steps = 1000
-  c.checkpoint_every_steps = 10_000
-  c.num_grid_samples = 2000
-  c.data.name = "toy2d"
-  c.data.toy = toy
-  c.data.eval_split = "test"
-  c.data.eval_size = 2048
-  c.model.name = "toy_mlp"
-  c.model.overrides.hidden = 128
-  c.model.overrides.num_layers = 3
-  c.model.overrides.emb_dim = 64
-  c.optimizer.learning_rate = 1e-3
-  c.optimizer.schedule = "cosine"
-  c.optimizer.end_lr_factor = 0.05
-  c.optimizer.warmup_steps = 200
-  c.optimizer.ema_decay = 0.999
-  c.task.name = "diffusion"
-  c.task.precond = precond
-  c.task.loss = loss
-  c.task.sigma_data = TOY_SIGMA_DATA[toy]
-  c.task.sampler = sampler
-  c.task.num_steps = num_steps
-  c.task.sampler_options = dict(sampler_options or {})
-  c.task.sample_batch_size = 2000
-  c.task.eval = dict(num_samples=2000, likelihood=True, likelihood_points=256)
-  if "smoke" in parts:
-    configs.smoke(c)
-    c.num_grid_samples = 16
-    c.data.eval_size = 32
-    c.model.overrides.hidden = 16
-    c.model.overrides.num_layers = 1
-    c.model.overrides.emb_dim = 8
-    c.task.num_steps = min(num_steps, 4)
-    c.task.sample_batch_size = 64
-    c.task.eval = dict(num_samples=64, likelihood=False, likelihood_points=0)
-  return c
+    return dict(sample=lambda key, n, start_index=0: self.sample(state, key, n, start_index),
+                denoise=self.denoiser(state.ema_params, state.model_state), loss=loss, data=facts)

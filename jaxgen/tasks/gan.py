@@ -22,7 +22,14 @@ Config (``task.*`` unless noted):
   generator_batch_size  latents per generator update (0: the data batch size; WGAN-GP's CIFAR
                   ResNet used 2× the critic batch)
   sample_batch_size     chunk size of ``sample``
-  eval.*          see ``evaluate``
+
+Every ``task.*`` key and its default is a field of ``GanConfig`` (``jaxgen.config_schema.from_block``: an
+unknown key is an error with a did-you-mean suggestion); ``jaxgen.recipes.gan.task_config`` writes them all
+into an experiment's config so each can be overridden on the command line.
+
+Evaluation is configured in ``config.evals`` (``jaxgen.eval.evaluators``): the task provides 'sample'
+(G_ema), 'critic' (the critic in inference mode, for ``critic_w1``) and 'data', so toy2d, critic_w1,
+digits_fd and fid apply.
 
 State (``GanState``): step, g_step (int32), params / opt_state / ema_params / model_state of the
 generator, critic_params / critic_opt_state / critic_state of the critic, rng (raw key data).
@@ -38,6 +45,7 @@ on the batch), ``g_updated``, ``grad_norm_d``, ``grad_norm_g``.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 from typing import Any
@@ -48,90 +56,53 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxgen import gan, models, optim, ot
+from jaxgen import config_schema, gan, models, optim
+from jaxgen.config_schema import option
+from jaxgen.errors import ConfigError
 from jaxgen.gan import schedules
 from jaxgen.tasks import base
 
 log = logging.getLogger("jaxgen")
 
-__all__ = ["GanState", "Task", "mode_coverage", "generator_steps", "task_config", "toy2d_variants",
-           "toy2d_base", "toy2d_smoke"]
+__all__ = ["GanConfig", "CriticConfig", "GanState", "Task", "generator_steps"]
 
 
-def task_config(c, *, critic: str, loss: str = "non_saturating", latent_dim: int = 2):
-  """Fills ``c.task`` of a ``jaxgen.configs.base_config()`` with the GAN task's keys and defaults.
+@dataclasses.dataclass(frozen=True)
+class CriticConfig:
+  """``task.critic``: the discriminator / critic network (a ``jaxgen.models`` name and its overrides)."""
 
-  The critic optimizer starts as a copy of ``c.optimizer``; experiments then set what differs.
-  """
-  import copy  # noqa: PLC0415
-
-  import ml_collections  # noqa: PLC0415
-
-  t = c.task
-  t.name = "gan"
-  t.loss = loss
-  t.latent_dim = latent_dim
-  t.critic = ml_collections.ConfigDict(dict(name=critic, overrides=ml_collections.ConfigDict()))
-  t.critic_optimizer = copy.deepcopy(c.optimizer)
-  t.n_critic = 1
-  t.n_critic_schedule = "constant"
-  t.gp_weight = 0.0
-  t.gp_one_sided = False
-  t.r1_weight = 0.0
-  t.clip_value = 0.0
-  t.generator_batch_size = 0
-  t.sample_batch_size = 500
-  t.eval = ml_collections.ConfigDict(dict(
-      num_samples=0,          # 0: the task's default (toy2d 2500, digits the test-split size, FID 50k)
-      lp_samples=1000, num_projections=256, hq_num_std=3.0, min_mode_count=20,
-      fid=False, inception_weights="", fid_ref="", fid_batch_size=500))
-  return c
-
-# --- 2-D toy experiment builders (shared by experiments/gan/toy2d_*.py) -------------------------
-TOYS = ("8gaussians", "25gaussians", "swiss_roll")
+  name: str = ""
+  overrides: dict = option({})
 
 
-def toy2d_variants(arg, *, default: str, extra: tuple = ()):
-  """Parses a comma-separated variant ('25gaussians,smoke', ...): returns (toy, parts)."""
-  parts = [p for p in (arg or "").split(",") if p]
-  bad = [p for p in parts if p not in TOYS + tuple(extra) + ("smoke",)]
-  if bad:
-    raise ValueError(f"unknown variant {bad[0]!r}: use one of {', '.join(TOYS + tuple(extra))} and/or "
-                     "smoke (comma-separated).")
-  return next((p for p in parts if p in TOYS), default), parts
+@dataclasses.dataclass(frozen=True)
+class GanConfig:
+  """``config.task`` of the GAN task: every key with its default (stated only here)."""
 
+  loss: str = "non_saturating"           # a name of jaxgen.gan.LOSSES
+  latent_dim: int = option(2, min=1)
+  critic: CriticConfig = option(CriticConfig())
+  critic_optimizer: Any = None           # an optimizer block (jaxgen.optim); required
+  n_critic: int = 1
+  n_critic_schedule: str = "constant"    # constant | wgan
+  gp_weight: float = 0.0
+  gp_one_sided: bool = False
+  r1_weight: float = 0.0
+  clip_value: float = 0.0
+  generator_batch_size: int = option(0, min=0)
+  sample_batch_size: int = option(500, min=1)
 
-def toy2d_base(toy: str):
-  """The run-length, data and generator keys every 2-D toy GAN experiment shares."""
-  from jaxgen.configs import base_config  # noqa: PLC0415
-
-  c = base_config()
-  c.batch_size = 256
-  c.log_every_steps = 100
-  c.eval_every_steps = 1000
-  c.sample_every_steps = 5000
-  c.checkpoint_every_steps = 5000
-  c.num_grid_samples = 1000
-  c.data.name = "toy2d"
-  c.data.toy = toy
-  c.model.name = "gan_mlp_g"
-  return c
-
-
-def toy2d_smoke(c):
-  """The ``:smoke`` variant of a 2-D toy GAN experiment: tiny MLPs, cheap evaluation."""
-  from jaxgen.configs import smoke  # noqa: PLC0415
-
-  smoke(c)
-  c.num_grid_samples = 16
-  c.model.overrides.hidden = 16
-  c.task.critic.overrides.hidden = 16
-  c.task.n_critic = min(c.task.n_critic, 2)
-  c.task.eval.num_samples = 64
-  c.task.eval.lp_samples = 64
-  c.task.eval.num_projections = 16
-  return c
-
+  def __post_init__(self):
+    gan.get_loss(self.loss)                                   # validates the name
+    schedules.critic_iters(0, self.n_critic, self.n_critic_schedule)   # validates both
+    for k in ("gp_weight", "r1_weight", "clip_value"):
+      if getattr(self, k) < 0:
+        raise ConfigError(f"task.{k}={getattr(self, k)} is negative: set it to 0 (off) or a positive value.")
+    if not self.critic.name:
+      raise ConfigError("task.critic.name is empty: set it to a registered discriminator (e.g. gan_mlp_d).")
+    if self.critic_optimizer is None:
+      raise ConfigError("task.critic_optimizer is missing: give the critic its own optimizer block "
+                        "(same keys as config.optimizer).")
 
 
 @flax.struct.dataclass
@@ -160,23 +131,6 @@ def generator_steps(num_critic_steps: int, n_critic: int, schedule: str) -> int:
   return lo
 
 
-def mode_coverage(samples, centers, std: float, *, num_std: float = 3.0, min_count: int = 20):
-  """Mode coverage of a Gaussian-mixture toy (VEEGAN / PacGAN protocol).
-
-  A sample is *high quality* when it lies within ``num_std`` standard deviations of its nearest
-  mode (Srivastava et al. 2017); a mode is *hit* when at least ``min_count`` high-quality samples
-  are assigned to it (Lin et al. 2018 use 20 of 2,500 samples). Returns (modes hit, high-quality
-  fraction, per-mode counts).
-  """
-  x = np.asarray(samples, np.float64)
-  c = np.asarray(centers, np.float64)
-  d = np.sqrt(((x[:, None, :] - c[None, :, :]) ** 2).sum(-1))
-  nearest = d.argmin(1)
-  hq = d[np.arange(len(x)), nearest] <= num_std * std
-  counts = np.bincount(nearest[hq], minlength=len(c))
-  return int((counts >= min_count).sum()), float(hq.mean()), counts
-
-
 def _apply(module, params, state, x, train: bool):
   """Forward pass; with ``train`` the non-trainable collections are mutable and returned updated."""
   variables = {"params": params, **state}
@@ -186,52 +140,31 @@ def _apply(module, params, state, x, train: bool):
   return module.apply(variables, x, train=train), state
 
 
-def _block(cfg) -> dict:
-  return dict(cfg) if cfg is not None else {}
-
-
 class Task(base.Task):
   """GAN training for the one trainer (see the module docstring for config keys)."""
 
+  EVAL_FUNCTIONS = ("sample", "critic", "data")
+
   def __init__(self, config):
     super().__init__(config)
-    t = config.task
-    self.loss_fn = gan.get_loss(str(t.get("loss", "non_saturating")))
-    self.latent_dim = int(t.get("latent_dim", 2))
-    self.n_critic = int(t.get("n_critic", 1))
-    self.schedule = str(t.get("n_critic_schedule", "constant"))
-    schedules.critic_iters(0, self.n_critic, self.schedule)   # validates both
-    self.gp_weight = float(t.get("gp_weight", 0.0))
-    self.gp_one_sided = bool(t.get("gp_one_sided", False))
-    self.r1_weight = float(t.get("r1_weight", 0.0))
-    self.clip_value = float(t.get("clip_value", 0.0))
-    for k, v in (("gp_weight", self.gp_weight), ("r1_weight", self.r1_weight), ("clip_value", self.clip_value)):
-      if v < 0:
-        raise ValueError(f"task.{k}={v} is negative: set it to 0 (off) or a positive value.")
-    self.gen_batch = int(t.get("generator_batch_size", 0))
-    self.sample_batch = int(t.get("sample_batch_size", 500))
-    critic = t.get("critic")
-    if critic is None or not critic.get("name"):
-      raise ValueError("task.critic.name is empty: set it to a registered discriminator (e.g. gan_mlp_d).")
-    dtype = config.model.get("dtype", "float32")
-    self.generator = models.create(config.model.name, dtype=dtype, **_block(config.model.get("overrides")))
-    self.critic = models.create(critic.name, dtype=dtype, **_block(critic.get("overrides")))
-    if "critic_optimizer" not in t:
-      raise ValueError("task.critic_optimizer is missing: give the critic its own optimizer block "
-                       "(same keys as config.optimizer).")
+    self.cfg = cfg = config_schema.from_block(GanConfig, config.task)
+    self.loss_fn = gan.get_loss(cfg.loss)
+    self.latent_dim = cfg.latent_dim
+    self.n_critic = cfg.n_critic
+    self.schedule = cfg.n_critic_schedule
+    self.gp_weight, self.gp_one_sided = cfg.gp_weight, cfg.gp_one_sided
+    self.r1_weight, self.clip_value = cfg.r1_weight, cfg.clip_value
+    self.gen_batch = cfg.generator_batch_size
+    self.sample_batch = cfg.sample_batch_size
+    dtype = config_schema.lookup(config, "model.dtype", "float32")
+    overrides = config_schema.to_dict(config_schema.lookup(config, "model.overrides", None))
+    self.generator = models.create(config.model.name, dtype=dtype, **overrides)
+    self.critic = models.create(cfg.critic.name, dtype=dtype, **cfg.critic.overrides)
     total = int(config.num_train_steps)
     self.g_total = max(generator_steps(total, self.n_critic, self.schedule), 1)
     self.g_tx = optim.make_optimizer(config.optimizer, self.g_total)
-    d_tx = optim.make_optimizer(t.critic_optimizer, total)
+    d_tx = optim.make_optimizer(cfg.critic_optimizer, total)
     self.d_tx = optax.chain(d_tx, gan.weight_clipping(self.clip_value)) if self.clip_value > 0 else d_tx
-    ev = t.get("eval", None)
-    if ev is not None and ev.get("fid", False):
-      import os  # noqa: PLC0415
-      for key, what in (("inception_weights", "the Inception .npz (python -m jaxgen.convert.inception ...)"),
-                        ("fid_ref", "the reference statistics (python -m jaxgen.eval.fid --data ... --out REF.npz)")):
-        if not os.path.exists(str(ev.get(key, ""))):
-          raise ValueError(f"task.eval.fid is on but task.eval.{key}={ev.get(key, '')!r} does not exist: pass "
-                           f"--config.task.eval.{key}=<path to {what}> or set --config.task.eval.fid=False.")
 
   # ------------------------------------------------------------------------------------- init
   def _real(self, batch):
@@ -239,7 +172,8 @@ class Task(base.Task):
       return batch["image"]
     if "x" in batch:
       return batch["x"]
-    raise ValueError(f"GAN batches need an 'image' or 'x' entry, got keys {sorted(batch)}.")
+    raise ConfigError(f"GAN batches need an 'image' or 'x' entry, got keys {sorted(batch)}: use an image "
+                      "data set or data.name=toy2d.")
 
   def _latents(self, key, n):
     return jax.random.normal(key, (n, self.latent_dim), jnp.float32)
@@ -251,7 +185,7 @@ class Task(base.Task):
     dvars = dict(self.critic.init({"params": kd}, real))
     gp, dp = gvars.pop("params"), dvars.pop("params")
     if self.gp_weight > 0 and "batch_stats" in dvars:
-      raise ValueError("the gradient penalty needs a critic without batch norm (it couples the "
+      raise ConfigError("the gradient penalty needs a critic without batch norm (it couples the "
                        "samples): use a critic with norm='layer' or 'none', or set task.gp_weight=0.")
     return GanState(step=jnp.zeros((), jnp.int32), g_step=jnp.zeros((), jnp.int32),
                     params=gp, opt_state=self.g_tx.init(gp), ema_params=gp, model_state=gvars,
@@ -337,7 +271,7 @@ class Task(base.Task):
     metrics.update(loss=total, nonfinite=~ok, g_updated=due.astype(jnp.float32),
                    grad_norm_d=d_norm, grad_norm_g=g_norm,
                    learning_rate=optim.make_schedule(self.config.optimizer, self.g_total)(state.g_step),
-                   learning_rate_critic=optim.make_schedule(self.config.task.critic_optimizer,
+                   learning_rate_critic=optim.make_schedule(self.cfg.critic_optimizer,
                                                             int(self.config.num_train_steps))(state.step))
     return new, metrics
 
@@ -356,7 +290,7 @@ class Task(base.Task):
     """
     n = int(n)
     if n <= 0:
-      raise ValueError(f"sample needs a positive number of samples, got {n}.")
+      raise ConfigError(f"sample needs a positive number of samples, got {n}.")
     chunk = max(1, min(self.sample_batch, n))
     out = []
     for s in range(0, n, chunk):
@@ -365,68 +299,11 @@ class Task(base.Task):
     return np.concatenate(out)[:n]
 
   # --------------------------------------------------------------------------------- evaluate
-  def evaluate(self, state: GanState, key, batches) -> dict[str, float]:
-    """Sample-based metrics; the data set decides which.
-
-    toy2d (``task.eval.num_samples`` = 2500 samples): ``w1_exact`` (exact W1 by LP between
-    ``eval.lp_samples`` generated and data points), ``w1_critic`` (the critic's KR estimate
-    E f(data) − E f(G(z)) on the same points), ``critic_lipschitz`` (max ‖∇f‖ over those points and
-    their interpolates, a lower bound of f's Lipschitz constant) and ``w1_critic_normalized``
-    (w1_critic / critic_lipschitz), ``sliced_w1`` (``eval.num_projections`` directions), ``w1_x``,
-    ``w1_y`` (exact 1-D W1 of the coordinates); for 8/25 gaussians ``modes_hit``, ``num_modes``,
-    ``hq_fraction`` (``mode_coverage``; ``eval.hq_num_std`` = 3, ``eval.min_mode_count`` = 20).
-    digits: ``fd``, ``fd_real``, ``fd_gaussian`` (``jaxgen.eval.digits_fd``).
-    Other image data with ``task.eval.fid``: ``fid``, ``is``, ``is_std`` of ``num_samples`` (50k)
-    samples via ``jaxgen.eval.fid`` (TF-FID Inception, ``task.eval.inception_weights``; reference
-    statistics ``task.eval.fid_ref``; both local files, checked when the task is built).
-    """
-    del batches
-    ev = self.config.task.get("eval", None) or {}
-    get = lambda k, d: ev.get(k, d) if hasattr(ev, "get") else d
+  def eval_functions(self, state: GanState) -> dict:
+    """sample (G_ema), critic (f(x) -> [B], inference mode) and data (data set name, toy, resolution)."""
     data = self.config.data
-    k_s, k_d, k_p, k_i = jax.random.split(key, 4)
-    if data.name == "toy2d":
-      return self._evaluate_toy(state, data, get, k_s, k_d, k_p, k_i)
-    if data.name == "digits":
-      from jaxgen.eval import digits_fd  # noqa: PLC0415
-      fd = digits_fd.DigitsFD(int(data.get("resolution", 0) or 0))
-      n = int(get("num_samples", 0) or fd.num_real)
-      return {k: float(v) for k, v in fd.metrics(self.sample(state, k_s, n)).items()}
-    return self._evaluate_images(state, get, k_s)
-
-  def _evaluate_toy(self, state, data, get, k_s, k_d, k_p, k_i):
-    from jaxgen.data import toy2d  # noqa: PLC0415
-    toy = str(data.get("toy", "8gaussians"))
-    n = int(get("num_samples", 0) or 2500)
-    m = min(int(get("lp_samples", 1000)), n)
-    x_gen = np.asarray(self.sample(state, k_s, n), np.float32)
-    x_data = np.asarray(jax.jit(toy2d.sample, static_argnums=(0, 2))(toy, k_d, n), np.float32)
-    f = self._critic_fn(state.critic_params, state.critic_state)
-    a, b = x_data[:m], x_gen[:m]
-    w1_critic = float(ot.kr_dual_estimate(f, a, b))
-    pts = np.concatenate([a, b, np.asarray(gan.interpolates(k_i, a, b))])
-    lip = float(jnp.max(ot.critic_gradient_norms(f, pts)))
-    out = dict(w1_exact=float(ot.emd(b, a, p=1)), w1_critic=w1_critic, critic_lipschitz=lip,
-               w1_critic_normalized=w1_critic / max(lip, 1e-12),
-               sliced_w1=float(ot.sliced_wasserstein(x_gen, x_data, k_p, int(get("num_projections", 256)))),
-               w1_x=float(ot.wasserstein_1d(x_gen[:, 0], x_data[:, 0])),
-               w1_y=float(ot.wasserstein_1d(x_gen[:, 1], x_data[:, 1])))
-    if toy in ("8gaussians", "25gaussians"):
-      mix = toy2d.mixture(toy)
-      hit, hq, _ = mode_coverage(x_gen, mix.means, mix.std, num_std=float(get("hq_num_std", 3.0)),
-                                 min_count=int(get("min_mode_count", 20)))
-      out.update(modes_hit=float(hit), num_modes=float(len(mix.means)), hq_fraction=hq)
-    return out
-
-  def _evaluate_images(self, state, get, k_s):
-    if not bool(get("fid", False)):
-      return {}
-    from jaxgen.eval import fid  # noqa: PLC0415
-    bs = int(get("fid_batch_size", 500))
-    if getattr(self, "_inception", None) is None:
-      self._inception = fid.InceptionFeatures(str(get("inception_weights", "")), batch_size=bs)
-    ref = fid.load_stats(str(get("fid_ref", "")))
-    n = int(get("num_samples", 0) or 50_000)
-    out = fid.evaluate_samples(lambda k, m, start: self.sample(state, k, m, start), k_s, n, self._inception,
-                               ref, batch_size=bs, progress=False, kid_subsets=0)
-    return {k: float(v) for k, v in out.items()}
+    name = str(config_schema.lookup(data, "name", "")).split("/")[0]
+    facts = dict(name=name, toy=str(config_schema.lookup(data, "toy", "")) if name == "toy2d" else "",
+                 resolution=int(config_schema.lookup(data, "resolution", 0)))
+    return dict(sample=lambda key, n, start_index=0: self.sample(state, key, n, start_index),
+                critic=self._critic_fn(state.critic_params, state.critic_state), data=facts)

@@ -18,7 +18,7 @@ def test_to_uint8_inverts_the_pipeline_scaling():
 def test_gaussian_model_bits_per_dim_matches_closed_form():
   # Data model N(0, s²I): D(x; σ) = s²/(s²+σ²)·x. With prior N(0, σ_max² I) the PF-ODE gives
   # log p(x) = log N(x_T; 0, σ_max²) + (d/2) ln((s²+σ_max²)/(s²+σ_min²)), x_T = x·√((s²+σ_max²)/(s²+σ_min²))
-  # (REFERENCE.md §3); bpd = −log p/(d ln 2) + 7.
+  # (docs/reference.md §3); bpd = −log p/(d ln 2) + 7.
   s, smin, smax = 0.5, 0.002, 80.0
   den = lambda x, sigma: (s**2 / (s**2 + sigma**2))[:, None, None, None] * x
   rng = np.random.default_rng(0)

@@ -114,13 +114,9 @@ def test_protocol_three_seed_sets_minimum_and_batch_independence():
 
 
 def test_compute_fid_names_missing_files(tmp_path):
-  import ml_collections
-
-  c = ml_collections.ConfigDict(dict(seed=0, task=dict(eval=dict(inception_weights="", fid_ref=""))))
   with pytest.raises(FileNotFoundError, match="reference statistics"):
-    fid.compute_fid(lambda k, n, s: None, 10, c)
+    fid.compute_fid(lambda k, n, s: None, 10, inception_weights="", fid_ref="")
   p = str(tmp_path / "ref.npz")
   fid.save_stats(p, np.zeros(3), np.eye(3))
-  c.task.eval.fid_ref = p
   with pytest.raises(FileNotFoundError, match="inception_weights"):
-    fid.compute_fid(lambda k, n, s: None, 10, c)
+    fid.compute_fid(lambda k, n, s: None, 10, inception_weights="", fid_ref=p)

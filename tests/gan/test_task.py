@@ -1,6 +1,7 @@
 """The GAN task inside the one-trainer contract: n_critic in the compiled step, clipping, sampling,
-the non-finite guard, toy evaluation and mode coverage."""
+the non-finite guard, toy evaluation (config.evals), the typed task config."""
 
+import dataclasses
 import functools
 
 import numpy as np
@@ -13,6 +14,8 @@ import ml_collections
 from jaxgen import tasks
 from jaxgen.configs import base_config, smoke
 from jaxgen.data import toy2d
+from jaxgen.errors import ConfigError
+from jaxgen.recipes import gan as gan_recipe
 from jaxgen.tasks import gan as gan_task
 
 
@@ -24,12 +27,11 @@ def _config(**task):
   c.model.overrides.hidden = 8
   c.optimizer.name = "rmsprop"
   c.optimizer.learning_rate = 5e-3
-  gan_task.task_config(c, critic="gan_mlp_d", loss="wasserstein", latent_dim=2)
+  gan_recipe.task_config(c, critic="gan_mlp_d", loss="wasserstein", latent_dim=2)
   smoke(c)
   c.task.critic.overrides.hidden = 8
-  c.task.eval.num_samples = 48
-  c.task.eval.lp_samples = 32
-  c.task.eval.num_projections = 8
+  c.evals.toy2d = dict(type="toy2d", num_samples=48, lp_samples=32, num_projections=8)
+  c.evals.critic = dict(type="critic_w1", num_samples=48, lp_samples=32)
   c.task.sample_batch_size = 4
   c.task.update(task)
   return c
@@ -82,23 +84,13 @@ def test_sample_i_depends_only_on_key_and_index():
 def test_toy_evaluation_reports_duality_and_coverage():
   task, _, state, _ = _setup()
   out = task.evaluate(state, jax.random.key(0), None)
-  for k in ("w1_exact", "w1_critic", "critic_lipschitz", "w1_critic_normalized", "sliced_w1",
-            "modes_hit", "hq_fraction"):
+  for k in ("w1", "w1_critic", "critic_lipschitz", "w1_critic_normalized", "sw1", "modes_hit", "hq_fraction"):
     assert np.isfinite(out[k]), k
-  assert out["num_modes"] == 8 and out["w1_exact"] > 0
-
-
-def test_mode_coverage_of_exact_samples():
-  # Exact mixture samples: every mode hit; P(‖x − μ‖ ≤ 3σ) for an isotropic 2-D Gaussian is
-  # 1 − exp(−9/2) = 0.98889 (Rayleigh radius).
-  mix = toy2d.mixture("25gaussians")
-  x = np.asarray(toy2d.sample("25gaussians", jax.random.key(0), 10_000))
-  hit, hq, counts = gan_task.mode_coverage(x, mix.means, mix.std)
-  assert hit == 25 and counts.sum() == round(hq * 10_000)
-  assert abs(hq - (1 - np.exp(-4.5))) < 4 * np.sqrt(0.0111 * 0.9889 / 10_000)
-  # a collapsed generator: everything on one mode
-  hit, hq, _ = gan_task.mode_coverage(np.repeat(mix.means[:1], 100, 0), mix.means, mix.std)
-  assert (hit, hq) == (1, 1.0)
+  assert out["num_modes"] == 8 and out["w1"] > 0
+  # the toy2d keys are the same for every family (tests/tasks/test_diffusion_task.py asks for the same set)
+  assert set(out) == {"sw1", "sw1_floor", "mmd", "mmd_floor", "w1", "w1_floor", "w1_x", "w1_y", "modes_hit",
+                      "num_modes", "hq_fraction", "w1_critic", "critic_lipschitz", "w1_critic_normalized"}
+  # (mode coverage itself: tests/eval/test_evaluators.py)
 
 
 def test_generator_steps_inverts_the_schedule():
@@ -121,3 +113,23 @@ def test_config_errors_name_the_fix():
     tasks.get(_config(loss="wgan"))
   with pytest.raises(ValueError, match="n_critic_schedule"):
     tasks.get(_config(n_critic_schedule="ttur"))
+  with pytest.raises(ConfigError, match=r"task.gp_weight=-1.0 is negative"):
+    tasks.get(_config(gp_weight=-1.0))
+  with pytest.raises(ConfigError, match=r"task.n_critc is not an option.*did you mean 'n_critic'"):
+    tasks.get(_config(n_critc=5))
+  with pytest.raises(ConfigError, match=r"task.critic.overides is not an option.*did you mean 'overrides'"):
+    c = _config()
+    c.task.critic.overides = dict(hidden=4)
+    tasks.get(c)
+  c = _config()
+  c.evals.ll = dict(type="toy2d_likelihood")
+  with pytest.raises(ConfigError, match=r"evals.ll \(type 'toy2d_likelihood'\) needs the task's 'denoise' "
+                                        r"function, which task 'gan' does not provide"):
+    tasks.get(c)
+
+
+def test_recipe_writes_every_task_key_with_the_task_defaults():
+  c = gan_recipe.task_config(base_config(), critic="gan_mlp_d", loss="hinge", latent_dim=7)
+  # every field is a key of the config, so each can be set on the command line
+  assert set(c.task.keys()) == {"name"} | {f.name for f in dataclasses.fields(gan_task.GanConfig)}
+  assert (c.task.loss, c.task.latent_dim, c.task.n_critic, c.task.sample_batch_size) == ("hinge", 7, 1, 500)

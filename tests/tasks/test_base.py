@@ -1,10 +1,13 @@
-"""LossTask: gradient accumulation equals the full-batch step; the non-finite guard keeps the state."""
+"""LossTask: gradient accumulation equals the full-batch step; the non-finite guard keeps the state.
+Task.evaluate: the evaluators of config.evals on the task's eval_functions, checked when it is built."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from jaxgen.configs import base_config
+from jaxgen.errors import ConfigError
 from jaxgen.tasks.base import LossTask
 
 
@@ -60,3 +63,34 @@ def test_nonfinite_step_keeps_state():
   assert bool(metrics["nonfinite"])
   assert int(new.step) == 0
   np.testing.assert_array_equal(new.params["w"], state.params["w"])
+
+
+class _Evaluated(_Linear):
+  """A LossTask whose per-example eval loss is x·w + b − y squared (EMA params), for eval_loss."""
+
+  EVAL_FUNCTIONS = ("loss", "data")
+
+  def eval_functions(self, state):
+    def loss(batch, key):
+      pred = jnp.asarray(batch["x"]) @ state.ema_params["w"] + state.ema_params["b"]
+      return (pred - jnp.asarray(batch["y"])) ** 2
+    return {"loss": loss, "data": {}}
+
+
+def test_evaluate_runs_config_evals_and_build_checks_them():
+  c = _config(1)
+  assert _Evaluated(c).evaluate(None, jax.random.key(0), [_batch()]) == {}      # no evals: nothing
+  c.evals.l = dict(type="eval_loss")
+  task = _Evaluated(c)
+  state = task.init(jax.random.key(0), _batch())
+  b = _batch()
+  out = task.evaluate(state, jax.random.key(0), [b, dict(b, mask=jnp.asarray([1.0] * 4 + [0.0] * 4))])
+  per = np.asarray((b["x"] @ state.ema_params["w"] + state.ema_params["b"] - b["y"]) ** 2)
+  np.testing.assert_allclose(out["eval_loss"], (per.sum() + per[:4].sum()) / 12, rtol=1e-5)
+  c.data.name, c.evals.s = "toy2d", dict(type="toy2d")
+  with pytest.raises(ConfigError, match=r"evals.s \(type 'toy2d'\) needs the task's 'sample' function"):
+    _Evaluated(c)
+  # a task that declares nothing is checked when it evaluates
+  undeclared = _Linear(c)
+  with pytest.raises(ConfigError, match="needs the task's 'loss' function"):
+    undeclared.evaluate(state, jax.random.key(0), [b])

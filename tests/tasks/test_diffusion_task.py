@@ -1,6 +1,8 @@
 """The diffusion task: training decreases the loss, samples depend only on their index, every
-preconditioning × loss path gives finite losses. Tiny networks; compiled functions shared."""
+preconditioning × loss path gives finite losses, the DDPM schedule trains and samples, evaluation runs
+the configured evaluators, config errors. Tiny networks; compiled functions shared."""
 
+import dataclasses
 import functools
 
 import jax
@@ -9,7 +11,10 @@ import numpy as np
 import pytest
 
 from jaxgen import configs
+from jaxgen import diffusion as dfn
 from jaxgen.data import digits
+from jaxgen.errors import ConfigError
+from jaxgen.eval import evaluators
 from jaxgen.tasks import diffusion
 
 
@@ -95,8 +100,9 @@ def _toy_config(precond, loss, **task):
 
 
 @pytest.mark.parametrize("precond,loss", [("edm", "edm"), ("vp", "vp"), ("ve", "ve"), ("iddpm", "vp"),
-                                          ("fm", "fm"), ("vp", "ddpm_eps"), ("vp", "v"), ("vp", "x0"),
-                                          ("ve", "dsm"), ("subvp", "subvp")])
+                                          ("fm", "fm"), ("vp", "eps"), ("vp", "v"), ("vp", "x0"),
+                                          ("ve", "dsm"), ("subvp", "subvp"), ("ddpm", "eps"), ("ddpm", "v"),
+                                          ("ddpm", "edm")])
 def test_every_precond_and_loss_gives_finite_losses(precond, loss):
   task = diffusion.Task(_toy_config(precond, loss))
   x = jax.random.normal(jax.random.key(0), (16, 2)) * 2.0
@@ -132,7 +138,7 @@ def test_dequantize_feeds_the_loss_the_dequantized_pixels(monkeypatch):
     seen["y"] = y
     return jnp.zeros(y.shape[0])
 
-  monkeypatch.setattr(diffusion.dfn, "denoising_loss", fake_loss)
+  monkeypatch.setitem(diffusion.dfn.LOSSES, "edm", fake_loss)
   state = task.init(jax.random.key(0), {"image": img[:1, :8, :8]})
   task.per_example_loss(state.params, state.model_state, {"image": jnp.asarray(img)}, jax.random.key(1), True)
   frac = (np.asarray(seen["y"]) + 1.0) / 2.0 * 256.0 - k.reshape(1, 16, 16, 1)  # the U in (k + U)/256
@@ -170,3 +176,67 @@ def test_fm_sampler_in_its_own_time_and_bad_names():
     diffusion.Task(_toy_config("cosine", "edm"))
   with pytest.raises(ValueError, match="task.sampler"):
     diffusion.Task(_toy_config("edm", "edm", sampler="magic"))
+
+
+def test_ddpm_precond_trains_the_discrete_schedule_and_samples():
+  task = diffusion.Task(_digits_config(precond="ddpm", loss="eps", ddpm_schedule="cosine", sampler="ddim",
+                                       sample_batch_size=4))
+  assert isinstance(task.schedule, dfn.DDPMSchedule)
+  assert (task.schedule.kind, task.schedule.T, task.schedule.prediction) == ("cosine", 1000, "eps")
+  x, y = digits.load("train")
+  batch = {"image": jnp.asarray(x[:16]), "label": jnp.asarray(y[:16])}
+  state = task.init(jax.random.key(0), batch)
+  new, metrics = jax.jit(task.train_step)(state, batch, jax.random.key(1))
+  assert int(new.step) == 1 and not bool(metrics["nonfinite"]) and np.isfinite(float(metrics["loss"]))
+  # L_simple: the ε-MSE averaged over pixels; the untrained UNet outputs ε̂ = 0, so it is E‖ε‖²/D = 1
+  per = task.per_example_loss(state.params, state.model_state, batch, jax.random.key(2), False)
+  assert abs(float(jnp.mean(per)) - 1.0) < 0.1
+  out = task.sample(new, jax.random.key(3), 5)
+  assert out.shape == (5, 8, 8, 1) and np.all(np.isfinite(out)) and np.all(np.abs(out) <= 1.0)
+  # the sampler runs on the DDPM ladder: N = 4 steps from σ_max of the T = 1000 schedule
+  np.testing.assert_allclose(np.asarray(task.sigma_grid())[0], task.schedule.sigma_max, rtol=1e-5)
+
+
+def test_config_keys_are_typed_and_checked():
+  task = diffusion.Task(_toy_config("edm", "edm", num_steps=7))
+  assert task.cfg.num_steps == 7 and task.cfg.sampler == "heun"        # a default stated in DiffusionConfig
+  fields = {f.name for f in dataclasses.fields(diffusion.DiffusionConfig)}
+  assert fields >= {"precond", "loss", "ddpm_schedule"}
+  with pytest.raises(ConfigError, match=r"task.num_step is not an option.*did you mean 'num_steps'"):
+    diffusion.Task(_toy_config("edm", "edm", num_step=7))
+  with pytest.raises(ConfigError, match=r"task.loss='ddpm_eps' was renamed to 'eps'.*--config.task.loss=eps"):
+    diffusion.Task(_toy_config("vp", "ddpm_eps"))
+  with pytest.raises(ConfigError, match=r"task.loss='epss' is unknown \(did you mean 'eps'\?\)"):
+    diffusion.Task(_toy_config("vp", "epss"))
+  with pytest.raises(ConfigError, match=r"task.num_steps='many' must be an integer"):
+    diffusion.Task(_toy_config("edm", "edm", num_steps="many"))
+  with pytest.raises(ConfigError, match=r"task.ddpm_schedule='quadratic' is unknown"):
+    diffusion.Task(_toy_config("ddpm", "eps", ddpm_schedule="quadratic"))
+
+
+def test_evaluate_runs_the_configured_evaluators():
+  c = _toy_config("edm", "edm", num_steps=2, sample_batch_size=64)
+  c.evals.toy = dict(type="toy2d", num_samples=64, lp_samples=64)
+  c.evals.loss = dict(type="eval_loss")
+  task = diffusion.Task(c)
+  x = jax.random.normal(jax.random.key(0), (16, 2)) * 2.0
+  state = task.init(jax.random.key(1), {"x": x})
+  batches = [{"x": np.asarray(x[:8])}, {"x": np.asarray(x[8:]), "mask": np.array([1.0] * 5 + [0.0] * 3)}]
+  key = jax.random.key(5)
+  out = task.evaluate(state, key, batches)
+  # the toy2d keys are the same for every family (tests/gan/test_task.py asks for the same set)
+  assert set(out) == {"sw1", "sw1_floor", "mmd", "mmd_floor", "w1", "w1_floor", "w1_x", "w1_y", "modes_hit",
+                      "num_modes", "hq_fraction", "eval_loss"}
+  # eval_loss: the masked mean of the per-example eval-mode loss (EMA params), batch i with fold_in(k, i)
+  k_entry = jax.random.fold_in(key, 0)                         # 'loss' is the first name
+  per = [np.asarray(task.per_example_loss(state.ema_params, state.model_state, {"x": b["x"]},
+                                          jax.random.fold_in(k_entry, i), False))
+         for i, b in enumerate(batches)]
+  want = (per[0].sum() + per[1][:5].sum()) / 13
+  np.testing.assert_allclose(out["eval_loss"], want, rtol=1e-5)
+  assert task.evaluate(state, key, None).keys() == set(out) - {"eval_loss"}
+  c.evals.critic = dict(type="critic_w1")
+  with pytest.raises(ConfigError, match=r"needs the task's 'critic' function, which task 'diffusion' does"):
+    diffusion.Task(c)
+  assert set(task.EVAL_FUNCTIONS) == set(task.eval_functions(state))
+  assert set(task.EVAL_FUNCTIONS) <= set(evaluators.FUNCTIONS)
