@@ -356,16 +356,12 @@ def _prepare(config, workdir: str, mode: str) -> _Run:
     if mode == "train":
       train_ds = data.train_dataset(config.data, batch_size=per_process, seed=config.seed,
                                     process_index=pi, process_count=pc)
+    if mode in ("train", "eval") and hasattr(task, "preflight"):
+      task.preflight()  # local files the evaluators read (FID weights, ...) before any work
     check_workdir(workdir, config, mode)
   except ConfigError:
     raise
   except _PATH_ERRORS as e:
-    raise ConfigError(_one_line(e)) from e
-  except ValueError as e:
-    # Transitional: tasks and data modules that still raise a plain ValueError for a config value
-    # (before they raise ConfigError). Only the exact class: its subclasses are bugs.
-    if type(e) is not ValueError:
-      raise
     raise ConfigError(_one_line(e)) from e
   return _Run(config=config, workdir=os.path.abspath(workdir), task=task, data=data,
               mesh=shd.make_mesh(), process_index=pi, process_count=pc, example_batch=example,

@@ -33,6 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.ad_checkpoint import checkpoint_name
 
+from jaxgen.errors import ConfigError
 from jaxgen.models import register
 
 Dtype = Any
@@ -520,7 +521,8 @@ def _dtype(kw: dict) -> dict:
   if "num_classes" in kw:
     n = kw.pop("num_classes")
     if kw.get("label_dim", n) != n:
-      raise ValueError(f"num_classes={n} and label_dim={kw['label_dim']} disagree; set only one of them.")
+      raise ConfigError(f"model.overrides num_classes={n} and label_dim={kw['label_dim']} disagree: set only "
+                        "one of them.")
     kw["label_dim"] = n
   if isinstance(kw.get("dtype"), str):
     kw["dtype"] = jnp.dtype(kw["dtype"])
