@@ -51,7 +51,7 @@ def test_nested_jaxprs_and_scan_multiplicity():
   assert flops.count_macs_fn(f, w, x) == 16 * (1 + 3 + 1)
 
 
-# Paper / reference multiply-adds at 224×224 (REFERENCE §4): MobileNetV2 300.8M, EfficientNet-B0
+# Paper / reference multiply-adds at 224×224 (docs/reference.md §4): MobileNetV2 300.8M, EfficientNet-B0
 # 385.8M, ShuffleNetV2 (Megvii unit) 40.5/145.8/299.0/590.8M (paper Table 8: 41/146/299/591M)
 @pytest.mark.parametrize("name,expected_m", [
     ("mobilenet_v2", 300.8), ("efficientnet_b0", 385.8),

@@ -105,7 +105,7 @@ def test_every_backbone_has_a_reference_count():
 
 
 def test_snet_configuration_for_thundernet():
-  # ThunderNet SNet49 (REFERENCE §5): 5×5 depthwise convs, stages 24/60/120/240, conv5 512
+  # ThunderNet SNet49 (docs/reference.md §5): 5×5 depthwise convs, stages 24/60/120/240, conv5 512
   shapes = models.param_shapes("shufflenet_v2_x1_0", kernel=5, stage_channels=(60, 120, 240), conv5_channels=512)
   dw = shapes["features"]["stage3_1"]["main_dw"]["conv"]["kernel"]
   assert dw.shape == (5, 5, 1, 60)

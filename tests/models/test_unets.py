@@ -1,6 +1,6 @@
 """Diffusion U-Nets: exact parameter counts (eval_shape only), tiny forward passes, mixed precision.
 
-Reference counts: EDM's training/networks.py instantiated with train.py's --arch settings (REFERENCE.md
+Reference counts: EDM's training/networks.py instantiated with train.py's --arch settings (docs/reference.md
 §4 for DDPM++ and score_sde's continuous models); NCSN++, ADM and DDPM derived in the comments below.
 """
 
@@ -17,7 +17,7 @@ from jaxgen.models import unet_song
 from tests.fixtures.fast_compile import jit_fast
 
 COUNTS = [
-    # REFERENCE.md §4 (EDM DDPM++ CIFAR-10 as trained by EDM: cres 2,2,2, 4 blocks, attn 16).
+    # docs/reference.md §4 (EDM DDPM++ CIFAR-10 as trained by EDM: cres 2,2,2, 4 blocks, attn 16).
     ("ddpmpp_cifar10", {}, 55_732_739),
     ("ddpmpp_cifar10", {"augment_dim": 9}, 55_733_891),        # + 9·128 map_augment (no bias)
     ("ddpmpp_cifar10", {"augment_dim": 9, "label_dim": 10}, 55_735_299),   # + 10·128 + 128 map_label
@@ -25,12 +25,12 @@ COUNTS = [
     # fused-down 3×3 convs (3→256: 7,168; 256→256: 590,080): 55,732,739 + 662,784. Fourier
     # frequencies are a buffer (EDM register_buffer), not counted.
     ("ncsnpp_cifar10", {}, 56_395_523),
-    # REFERENCE.md §4 (score_sde continuous CIFAR-10 models; NCSN++ deep excludes the stop-gradient W).
+    # docs/reference.md §4 (score_sde continuous CIFAR-10 models; NCSN++ deep excludes the stop-gradient W).
     ("ddpmpp_cifar10_scoresde", {}, 61_804_419),
     ("ddpmpp_deep_cifar10_scoresde", {}, 106_632_579),
     ("ncsnpp_deep_cifar10_scoresde", {}, 107_586_947),
     # ADM ImageNet-64 (EDM DhariwalUNet, 192 ch, mult 1,2,3,4, 3 blocks, attn 32/16/8, 1000 classes):
-    # "≈295.9M" in REFERENCE.md §4; the unconditional network is 295,131,267 (+1000·768 map_label).
+    # "≈295.9M" in docs/reference.md §4; the unconditional network is 295,131,267 (+1000·768 map_label).
     ("adm_imagenet64", {}, 295_899_267),
     ("adm_imagenet64", {"label_dim": 0}, 295_131_267),
     # Ho et al. CIFAR-10 (diffusion_tf unet.py, ch 128, mult 1,2,2,2, 2 blocks, attn 16): paper "35.7M".
