@@ -74,13 +74,16 @@ log = _pylogging.getLogger("jaxgen")
 
 # Keys that may change between a run and its resumption (they do not alter the computed params,
 # except that schedules depending on num_train_steps are re-stretched: a warning says so): the
-# cadences, the data pipeline's speed knobs and evaluation (task.eval.*, the evaluators of evals.*).
+# cadences, the data pipeline's speed knobs and evaluation (the evaluators of evals.*).
 # A prefix ending in '.' covers a whole block. (--mode eval / sample may change any key.)
 RESUMABLE_KEYS = (
     "num_train_steps", "log_every_steps", "checkpoint_every_steps", "eval_every_steps",
     "sample_every_steps", "keep_checkpoints", "keep_checkpoint_every_steps", "distributed",
     "eval_batch_size", "num_grid_samples", "data.eval_split", "data.eval_size", "data.data_dir",
-    "data.num_threads", "data.prefetch", "data.num_workers", "task.eval.", "evals.",
+    "data.num_threads", "data.prefetch", "data.num_workers", "evals.",
+    # Retired keys that config.json files written before the evaluators-by-config change hold:
+    # task.eval.* (now evals.*) and the unused data.shuffle_buffer. Ignoring them lets those runs resume.
+    "task.eval.", "data.shuffle_buffer",
 )
 
 # fold_in tags of the keys not tied to a training step (steps stay below 2**31 - 16).

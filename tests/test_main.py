@@ -3,6 +3,7 @@ nothing already in the workdir modified."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 
@@ -93,6 +94,13 @@ def test_incompatible_workdir_lists_the_differing_keys(existing_run):
     assert train.config_diff(old, dict(old, evals=evals), ignore=train.RESUMABLE_KEYS) == []
     assert train.config_diff(dict(old, evals=evals), old, ignore=train.RESUMABLE_KEYS) == []
   assert train.config_diff(old, dict(old, evalsx=1), ignore=train.RESUMABLE_KEYS) == ["evalsx"]
+  # A config.json written before config.evals (task.eval.*, data.shuffle_buffer) still resumes.
+  legacy = json.loads(json.dumps(old))
+  legacy["task"]["eval"] = {"num_samples": 0}
+  legacy["data"]["shuffle_buffer"] = 0
+  assert train.config_diff(legacy, old, ignore=train.RESUMABLE_KEYS) == []
+  assert train.config_diff(legacy, dict(old, data=dict(old["data"], name="x")),
+                           ignore=train.RESUMABLE_KEYS) == ["data.name"]
 
 
 def test_unusable_workdirs(tmp_path, existing_run):

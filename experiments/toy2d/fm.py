@@ -1,6 +1,7 @@
 """Flow matching / rectified flow (Lipman et al. 2023; Liu et al. 2023): x_t = (1−t)x₀ + tε, velocity
-loss ‖v̂ − (ε − x₀)‖² with t ~ U(0, 1), and Heun in t from 0.999 to 0, 24 steps (the general EDM
-sampler with s(t) = 1 − t, σ(t) = t/(1 − t)).
+loss ‖v̂ − (ε − x₀)‖² with t ~ U(t_eps, 1), t_eps = 1e-5 (``task.fm_p_train='logit_normal'``: Esser et
+al.'s logit-normal t instead), and Heun in t from 0.999 to 0, 24 steps (the general EDM sampler with
+s(t) = 1 − t, σ(t) = t/(1 − t)).
 
     python -m jaxgen.main --config experiments/toy2d/fm.py:8gaussians --workdir runs/toy2d_fm_8gaussians
     python experiments/toy2d/_plots.py --config experiments/toy2d/fm.py:8gaussians --workdir runs/toy2d_fm_8gaussians

@@ -59,8 +59,8 @@ Evaluators (metrics and their sources in docs/reference.md):
                    ``inception_weights``, reference statistics ``fid_ref``; both local files).
   bpd              bits/dim of the eval split through the PF-ODE (``jaxgen.eval.bpd``): ``bpd``,
                    ``bpd_sem``, ``num_images``.
-  accuracy         ``top1``, ``top5``, ``loss`` (mean cross-entropy), ``count`` of ``fns['predict']`` over
-                   the eval split (``jaxgen.eval.classification``).
+  accuracy         ``top1``, ``top5``, ``eval_loss`` (mean cross-entropy), ``count`` of ``fns["predict"]``
+                   over the eval split (``jaxgen.eval.classification``).
   eval_loss        ``eval_loss``: the mean per-example loss over the (masked) eval split.
 """
 
@@ -443,14 +443,17 @@ def _sums_fn(ks: tuple[int, ...]):
 
 @register("accuracy", needs=("predict",), batches=True)
 def accuracy(fns, key, batches, *, ks: tuple[int, ...] = (1, 5)) -> dict:
-  """Top-k accuracies and mean cross-entropy of ``fns['predict']`` over the eval split."""
+  """Top-k accuracies (``top1``, ``top5``), mean cross-entropy (``eval_loss``: not ``loss``, which a
+  training record of the same step holds) and ``count`` of ``fns['predict']`` over the eval split."""
   from jaxgen.eval import classification as ce  # noqa: PLC0415
 
   del key
   predict, sums = fns["predict"], _sums_fn(tuple(int(k) for k in ks))
-  return ce.evaluate_classifier(None, batches, ks=ks,
-                                sums_fn=lambda args, images, labels, mask: sums(predict({"image": images}),
-                                                                                labels, mask))
+  out = ce.evaluate_classifier(None, batches, ks=ks,
+                               sums_fn=lambda args, images, labels, mask: sums(predict({"image": images}),
+                                                                               labels, mask))
+  out["eval_loss"] = out.pop("loss")
+  return out
 
 
 @register("eval_loss", needs=("loss",), batches=True)

@@ -5,6 +5,7 @@ trainer jit-compiles and shards (batch over the mesh axis ``'data'``, state repl
 
   init(key, example_batch) -> state            # a pytree with an int32 ``step`` field
   train_step(state, batch, key) -> (state, metrics)   # metrics: dict of scalars, at least 'loss'
+  eval_functions(state) -> dict                       # what the evaluators of config.evals may call
   evaluate(state, key, batches) -> dict[str, float]   # batches: iterable of eval batches or None
   sample(state, key, n, start_index=0) -> array       # generators only; sample i depends only on
                                                       # (key, start_index + i)
@@ -14,8 +15,10 @@ Evaluation is chosen by the config: ``config.evals`` lists evaluators (``jaxgen.
 'denoise', 'loss', 'critic', 'data'; see that module). A task states the keys it provides in
 ``EVAL_FUNCTIONS``, so a config asking for a function the task lacks, an unknown evaluator type or
 option is a ``ConfigError`` when the task is built, not after training. ``preflight()`` checks the local
-files the evaluators read (the trainer calls it before training or evaluating). A task may still
-override ``evaluate`` entirely (then ``EVAL_FUNCTIONS`` stays None and ``config.evals`` is its business).
+files the evaluators read (the trainer calls it before training or evaluating). A task that leaves
+``EVAL_FUNCTIONS`` None skips only the ``needs`` check when it is built (``evaluate`` checks it against the
+keys ``eval_functions`` returns); evaluator types, options and data are still checked when the task is
+built. Such a task may also override ``evaluate`` entirely.
 
 ``train_step`` must be pure (no Python side effects): the trainer calls it under ``jax.jit`` with
 the state donated. Non-finite guard: a train_step returns ``metrics['nonfinite']`` (bool) and, when

@@ -20,16 +20,19 @@ choices:
                 Table 1 (subvp: score_sde's continuous sub-VP loss, t ~ U(ε_t, 1), λ = 1/σ²)
                 eps | v | x0   prediction MSE, σ ~ p_train of ``task.precond``'s schedule (eps with
                                 precond ddpm: DDPM's L_simple; the old name ``ddpm_eps`` is refused)
-                fm              velocity MSE ‖v̂ − (ε − y)‖², t ~ U(0, 1) (``task.fm_p_train``)
+                fm              velocity MSE ‖v̂ − (ε − y)‖², t ~ U(t_eps, 1) with t_eps = 1e-5, or
+                                t = sigmoid(N(0, 1)) clipped to [t_eps, 1 − t_eps] with
+                                ``task.fm_p_train='logit_normal'`` (read when ``task.precond`` is fm;
+                                ``jaxgen.diffusion.FlowMatchingSchedule``)
                 dsm             NCSN's ½σ²‖s(y + σn) + n/σ‖² over a geometric σ ladder
                                 (``task.ncsn_sigma_max`` → ``task.ncsn_sigma_min``, ``task.ncsn_levels``)
 
 ``task.dequantize`` replaces each 8-bit image y by its uniform dequantization (k + U[0, 1))/256 mapped
 to [−1, 1] (k = the pixel value; ``jaxgen.diffusion.dequantize``) in the training and eval losses, as
-NCSN's training data. ``task.loss_reduce`` sums ('sum', EDM's and NCSN's convention) or averages ('mean', DDPM's and
-score_sde's ``reduce_mean``) each example's squared error over its dimensions; unset, each loss keeps its
-default (sum for edm/vp/subvp/ve/dsm, mean for eps/v/x0/fm). ``task.sigma_data`` (0.5) is EDM's σ_d;
-``task.class_conditional`` feeds ``batch['label']`` (the model needs ``num_classes``; it is filled in
+NCSN's training data. ``task.loss_reduce`` sums ('sum', EDM's and NCSN's convention) or averages ('mean',
+DDPM's and score_sde's ``reduce_mean``) each example's squared error over its dimensions; unset, each loss
+keeps its default (sum for edm/vp/subvp/ve/dsm, mean for eps/v/x0/fm). ``task.sigma_data`` (0.5) is EDM's
+σ_d; ``task.class_conditional`` feeds ``batch['label']`` (the model needs ``num_classes``; it is filled in
 from ``task.num_classes`` when absent). Dropout uses its own key, split from the step key.
 
 Every ``task.*`` key, its default and its rule is a field of ``DiffusionConfig`` (read with

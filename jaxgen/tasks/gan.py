@@ -8,10 +8,10 @@ critic updates, ``state.g_step`` generator updates.
 Config (``task.*`` unless noted):
   model.name / model.overrides / model.dtype   the generator (registry name, e.g. ``gan_mlp_g``)
   critic.name / critic.overrides               the discriminator or critic (e.g. ``gan_mlp_d``)
-  optimizer                                    the generator's optimizer (and its EMA: ema_decay /
+  config.optimizer                             the generator's optimizer (and its EMA: ema_decay /
                                                ema_halflife_kimg, applied at generator updates)
   critic_optimizer                             the critic's optimizer block (same keys as
-                                               ``optimizer``; TTUR = two learning rates)
+                                               ``config.optimizer``; TTUR = two learning rates)
   loss            minimax | non_saturating | hinge | least_squares | wasserstein
   latent_dim      z ~ N(0, I_latent_dim)
   n_critic, n_critic_schedule ('constant' | 'wgan': 100 critic iterations for the first 25

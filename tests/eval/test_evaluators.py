@@ -182,7 +182,8 @@ def test_accuracy_wraps_the_classifier_evaluation():
   assert out["top2"] >= out["top1"]
   ce = -np.log(np.exp(5.0) / (np.exp(5.0) + 3.0))
   wrong = -np.log(1.0 / (np.exp(5.0) + 3.0))
-  assert out["loss"] == pytest.approx((4 * ce + wrong) / 5, rel=1e-5)
+  assert out["eval_loss"] == pytest.approx((4 * ce + wrong) / 5, rel=1e-5)
+  assert "loss" not in out  # the training record of the same step owns "loss"
 
 
 def test_bpd_evaluator_is_bits_per_dim_on_split():
