@@ -23,8 +23,10 @@ random 297-image subsets of the train split itself score 0.47–0.71 (mean 0.58 
 of a perfect model at n = 297) against its 2.70, so a model of the train distribution can, and here
 does, score below fd_real.
 
-Measured (our runs, 2026-11-26, jax 0.10.2 on the project's shared 2-core x86 box, seed 0):
-fd = 1.18, fd_real = 2.70, fd_gaussian = 5.02 (bound: fd ≤ 3.28; identical in two runs). Cost:
+Measured (our runs, 2026-12-06, jax 0.10.2 on the project's 2-core x86 box, seed 0): fd = 1.43,
+fd_real = 2.70, fd_gaussian = 5.02 (bound: fd ≤ 3.28; identical in two runs). (Up to 2026-11-26 the
+FD's samples were drawn with another key and the same weights scored 1.18.) 2026-12-06 on 2 idle cores:
+125 s wall with an empty compilation cache, 109 s with a warm one. Earlier measurement (2026-11-26):
 185–187 s of CPU time in all (154–158 s user + 29–31 s system: start-up, compilation, 1000 steps of
 batch 64, 300 + 100 samples of 35 NFE, the FD), so about 3.1 minutes of wall time at most even on
 one free core; on the shared box, with a load average of 8–9 on its 2 cores (other engineers' jobs),
