@@ -35,6 +35,15 @@ from jaxgen.diffusion.samplers import (ancestral_step, per_sample_noise, sample_
                                        sample_annealed_langevin, sample_ddim, sample_dpmpp_2m,
                                        sample_edm, sample_euler, sample_euler_maruyama, sample_heun,
                                        sample_ode, sample_pc, sample_pf_ode, score_from_denoiser)
+# k-diffusion's other samplers, DPM-Solver(-fast/-adaptive) and the few-step multistep solvers.
+from jaxgen.diffusion.samplers_k import (lms_coefficients, sample_dpm_2, sample_dpm_2_ancestral,
+                                         sample_dpmpp_2s_ancestral, sample_euler_ancestral, sample_lms)
+from jaxgen.diffusion.samplers_adaptive import fast_plan, sample_dpm_adaptive, sample_dpm_fast
+from jaxgen.diffusion.brownian import BrownianPath
+from jaxgen.diffusion.samplers_sde import sample_dpmpp_2m_sde, sample_dpmpp_3m_sde, sample_dpmpp_sde
+from jaxgen.diffusion.samplers_ddpm import VARIANCES, ddpm_step_coefficients, sample_ddpm
+from jaxgen.diffusion.samplers_multistep import (deis_coefficients, sample_deis, sample_ipndm, sample_unipc,
+                                                 unipc_coefficients)
 from jaxgen.diffusion.sde import (EDMSDE, SDE, ReverseSDE, SubVPSDE, VESDE, VPSDE, langevin_correct,
                                   sample_reverse_sde)
 from jaxgen.diffusion.guidance import cfg_denoiser

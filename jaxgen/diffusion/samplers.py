@@ -133,18 +133,34 @@ def score_from_denoiser(denoise_fn: Denoiser, x_dtype=jnp.float32) -> Callable:
 # Deterministic and stochastic EDM samplers.
 
 def sample_euler(denoise_fn: Denoiser, x, sigmas, key=None, *, indices=None, return_nfe: bool = False,
-                 return_trajectory: bool = False):
+                 return_trajectory: bool = False, s_churn: float = 0.0, s_tmin: float = 0.0,
+                 s_tmax: float = float("inf"), s_noise: float = 1.0):
   """Euler on the PF ODE: x ← x + (σ' − σ)(x − D)/σ, written D + (σ'/σ)(x − D) so σ' = 0 gives D.
 
-  First order, NFE = N = len(sigmas) − 1, deterministic (``key``, ``indices`` unused).
+  First order, NFE = N = len(sigmas) − 1. With the default ``s_churn = 0`` deterministic (``key``,
+  ``indices`` unused). ``s_churn > 0``: EDM Algorithm 2 with Euler steps (k-diffusion's ``sample_euler``):
+  γ = min(S_churn/N, √2 − 1) if S_tmin ≤ σ_i ≤ S_tmax else 0, σ̂ = σ_i(1 + γ),
+  x̂ = x + √(σ̂² − σ_i²)·S_noise·z (draw i of ``per_sample_noise``, as ``sample_edm``), then the Euler
+  step from σ̂ to σ_{i+1}; needs ``key``.
   """
-  del key, indices
   sigmas = _grid(sigmas)
   dtype, batch = x.dtype, x.shape[0]
   d = _wrap(denoise_fn, dtype, batch)
+  stochastic = not (isinstance(s_churn, (int, float)) and s_churn == 0)
+  if stochastic:
+    _need_key(key, "sample_euler with s_churn > 0")
+    idx = _indices(indices, batch)
+    gamma_max = jnp.minimum(jnp.asarray(s_churn, jnp.float32) / (sigmas.shape[0] - 1),
+                            math.sqrt(2.0) - 1.0)
 
   def step(x, inp):
-    _, s, s_next = inp
+    i, s, s_next = inp
+    if stochastic:
+      gamma = jnp.where((s_tmin <= s) & (s <= s_tmax), gamma_max, 0.0)
+      z = per_sample_noise(key, idx, i, x.shape[1:])
+      # √(σ̂² − σ²) = σ√(γ(2 + γ)), exactly 0 when γ = 0 (as in _edm_loop).
+      x = x + s * jnp.sqrt(gamma * (2.0 + gamma)) * s_noise * z
+      s = s + gamma * s
     den = d(x, s)
     x = den + _ratio(s_next, s) * (x - den)
     return x, _emit(x, return_trajectory)

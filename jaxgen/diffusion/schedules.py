@@ -24,6 +24,7 @@ Discretizations (EDM Table 1; num_steps = N, i = 0..N−1, t_N = 0):
   EDM  t_i = (σ_max^{1/ρ} + i/(N−1)·(σ_min^{1/ρ} − σ_max^{1/ρ}))^ρ
   flow matching (rectified-flow convention) t_i = t_max·(1 − i/N), i = 0..N (uniform, N steps)
   DDPM (DDIM-style) σ_{j_i}, j_i = round((T−1)(1 − i/(N−1)))
+  DDPM, DDIM's official sub-sequences: ``DDPMSchedule.ddim_steps(S, 'uniform' | 'quadratic')``
 Grids are computed in float64 and returned as float32 (as ``jnp`` arrays). Every schedule has σ(0) = 0
 and its ``time_steps`` end at t = 0, so the time of σ = 0 is t = 0 (``samplers.sample_ode`` relies on it).
 
@@ -557,6 +558,35 @@ class DDPMSchedule(_DiscreteSigmas, _SigmaIsTime, _Schedule):
                         "is trained on the ladder only).")
     j = np.round((self.T - 1) * (1.0 - _step_fraction(n))).astype(np.int64)
     return _append_zero(self.sigmas[j])
+
+  def ddim_timesteps(self, num_steps: int, skip_type: str = "uniform") -> np.ndarray:
+    """DDIM's sub-sequence τ of the T steps, increasing, as the official code builds it (Song, Meng & Ermon
+    2021; ermongroup/ddim ``runners/diffusion.py``, ``sample_image``):
+
+      'uniform'    τ = range(0, T, T // S)                     (S = 10, T = 1000: 0, 100, …, 900)
+      'quadratic'  τ = ⌊linspace(0, √(0.8·T), S)²⌋             (the official 'quad'; ends at ⌊0.8·T⌋)
+
+    Kept exactly: 'uniform' has ⌈T/⌊T/S⌋⌉ entries, which is S only when S divides T (S = 3 gives 0, 333,
+    666, 999), and 'quadratic' may repeat a step for large S (e.g. S = T), a step that leaves x unchanged
+    (as in the official sampler, where ᾱ_t = ᾱ_{t'}). Integer numpy array.
+    """
+    n = _check_steps(num_steps)
+    if n > self.T:
+      raise ConfigError(f"num_steps={n} exceeds the T={self.T} DDPM steps: use at most {self.T}.")
+    if skip_type == "uniform":
+      return np.arange(0, self.T, self.T // n, dtype=np.int64)
+    if skip_type in ("quadratic", "quad"):
+      return (np.linspace(0, np.sqrt(self.T * 0.8), n) ** 2).astype(np.int64)
+    raise ConfigError(f"unknown DDIM skip_type {skip_type!r}: use 'uniform' or 'quadratic'.")
+
+  def ddim_steps(self, num_steps: int, skip_type: str = "uniform") -> jnp.ndarray:
+    """The σ grid of DDIM's sub-sequence τ (``ddim_timesteps``): σ_{τ_i} = √((1 − ᾱ_{τ_i})/ᾱ_{τ_i}) for τ
+    in decreasing order, then 0 (the official code's last step goes to ᾱ = 1, i.e. σ = 0, returning x̂₀).
+    Linear β, T = 1000, S = 10 'uniform' starts at σ_900 ≈ 60.82 and its last positive entry is
+    σ_0 = √(β_0/(1 − β_0)) ≈ 0.0100.
+    """
+    t = self.ddim_timesteps(num_steps, skip_type)[::-1]
+    return _append_zero(self.sigmas[t])
 
   def loss_weight(self, sigma):
     return 1.0 / _f32(sigma) ** 2

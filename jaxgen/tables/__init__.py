@@ -1,7 +1,8 @@
 """Reproduced tables: ``python -m jaxgen.tables [name ...]`` prints each paper table beside ours.
 
 Each module of this package (``backbones.py``, ``diffusion.py``, ...) defines ``tables() ->
-list[Table]``; the command discovers them, so a family adds its tables without editing this file.
+list[Table]``; the command discovers them, so a family adds its tables without editing this file
+(``samplers.py``: every ``sample_*`` of jaxgen.diffusion against NFE, ``--out DIR`` for its PNG plot).
 A row holds the paper's value, ours and the relative deviation; deviations over ``tolerance`` are
 flagged and must carry a ``note`` explaining them.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import inspect
 import pkgutil
 from typing import Any, Callable, Sequence
 
@@ -51,11 +53,30 @@ def modules() -> list[str]:
   return sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_"))
 
 
-def collect(selected: Sequence[str] = ()) -> list[Table]:
+def parse_args(argv: Sequence[str]) -> tuple[list[str], dict]:
+  """(table module names, options) of a command line: ``--out DIR`` (where a module saves its figures,
+  e.g. ``samplers``' PNG) is the one option; the rest are module names."""
+  names, options, argv = [], {}, list(argv)
+  while argv:
+    a = argv.pop(0)
+    if a == "--out" or a.startswith("--out="):
+      value = a.partition("=")[2] or (argv.pop(0) if argv else "")
+      if not value:
+        raise SystemExit("--out needs a directory, e.g. --out runs/tables")
+      options["out"] = value
+    else:
+      names.append(a)
+  return names, options
+
+
+def collect(selected: Sequence[str] = (), **options) -> list[Table]:
+  """The tables of the selected modules (all when empty); ``options`` (e.g. ``out``) go to the modules whose
+  ``tables`` takes them."""
   out = []
   for name in modules():
     if selected and name not in selected:
       continue
-    fn: Callable[[], list[Table]] = importlib.import_module(f"{__name__}.{name}").tables
-    out.extend(fn())
+    fn: Callable[..., list[Table]] = importlib.import_module(f"{__name__}.{name}").tables
+    params = inspect.signature(fn).parameters
+    out.extend(fn(**{k: v for k, v in options.items() if k in params}))
   return out

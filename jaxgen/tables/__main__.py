@@ -1,15 +1,17 @@
-"""``python -m jaxgen.tables [module ...]``: print every reproduced table (or those of the named modules)."""
+"""``python -m jaxgen.tables [module ...] [--out DIR]``: print every reproduced table (or those of the named
+modules); ``--out DIR`` is where modules that draw a figure (``samplers``) save it."""
 
 import sys
 
-from jaxgen.tables import collect, modules
+from jaxgen.tables import collect, modules, parse_args
 
 
 def main(argv):
-  unknown = [a for a in argv if a not in modules()]
+  names, options = parse_args(argv)
+  unknown = [a for a in names if a not in modules()]
   if unknown:
     sys.exit(f"unknown table module(s) {', '.join(unknown)}: choose from {', '.join(modules())}.")
-  for t in collect(argv):
+  for t in collect(names, **options):
     print(t.render())
     print()
 

@@ -49,10 +49,18 @@ clean images and no augmentation labels (zeros, as EDM's sampler). Without the p
 
 Sampling (``sample``) uses the EMA params and the sampler ``task.sampler``:
 
-  euler | heun | edm | ddim | ancestral | euler_maruyama | pc | dpmpp_2m | pf_ode | ode
+  euler | heun | edm | ddim | ancestral | euler_maruyama | pc | dpmpp_2m | pf_ode | ode | euler_ancestral |
+  dpm_2 | dpm_2_ancestral | lms | dpmpp_2s_ancestral | dpmpp_sde | dpmpp_2m_sde | dpmpp_3m_sde | dpm_fast |
+  dpm_adaptive | unipc | ipndm | deis
+      (``jaxgen.diffusion.sample_<name>``; dpm_fast and dpm_adaptive use only the grid's two ends)
       on the σ grid ``task.sigma_grid``: 'schedule' (the σ(t_i) of ``task.precond``'s own EDM Table 1
-      discretization) or 'karras' (ρ-spaced between ``task.sigma_min`` and ``task.sigma_max``); ode is
+      discretization), 'karras' (ρ-spaced between ``task.sigma_min`` and ``task.sigma_max``) or, with
+      task.precond 'ddpm', 'ddim_uniform' | 'ddim_quadratic' (DDIM's official sub-sequences τ of the T
+      steps, ``range(0, T, T//N)`` and ⌊linspace(0, √(0.8T), N)²⌋: ``DDPMSchedule.ddim_steps``); ode is
       EDM's general Algorithm 1 in ``task.precond``'s own time variable (σ(t), s(t)) on that grid;
+  ddpm  DDPM's ancestral sampler with ``task.sampler_options.variance`` 'beta_tilde' (β̃_t) or 'beta' (β_t)
+      (``jaxgen.diffusion.samplers_ddpm.sample_ddpm``; on the 'schedule' grid of precond 'ddpm' with
+      num_steps = T: DDPM's 1000 steps);
   annealed_langevin   NCSN's ladder (the dsm ladder) with ``task.sampler_options``; chains start at
       latents·σ_1, or with ``task.langevin_init='uniform'`` at U(−1, 1) images (2Φ(latent) − 1, NCSN's
       official sampler's U(0, 1) start on jaxgen's [−1, 1] scale).
@@ -95,7 +103,12 @@ PRECONDS = ("edm", "vp", "subvp", "ve", "iddpm", "fm", "ncsn", "ddpm")
 LOSSES = ("edm", "vp", "subvp", "ve", "eps", "v", "x0", "fm", "dsm")
 RENAMED_LOSSES = {"ddpm_eps": "eps"}
 SAMPLERS = ("euler", "heun", "edm", "ddim", "ancestral", "euler_maruyama", "pc", "dpmpp_2m", "pf_ode",
-            "ode", "annealed_langevin")
+            "ode", "annealed_langevin", "ddpm", "euler_ancestral", "dpm_2", "dpm_2_ancestral", "lms",
+            "dpmpp_2s_ancestral", "dpmpp_sde", "dpmpp_2m_sde", "dpmpp_3m_sde", "dpm_fast", "dpm_adaptive",
+            "unipc", "ipndm", "deis")
+# ``task.sigma_grid``: the schedule's own steps, EDM's ρ-spaced grid, or (task.precond 'ddpm') DDIM's
+# official sub-sequences of the T steps (``DDPMSchedule.ddim_steps(num_steps, 'uniform' | 'quadratic')``).
+SIGMA_GRIDS = ("schedule", "karras", "ddim_uniform", "ddim_quadratic")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,7 +132,7 @@ class DiffusionConfig:
   sampler: str = option("heun", choices=SAMPLERS)
   num_steps: int = option(18, min=1)
   sampler_options: dict = option({})
-  sigma_grid: str = option("schedule", choices=("schedule", "karras"))
+  sigma_grid: str = option("schedule", choices=SIGMA_GRIDS)
   sigma_min: float = option(0.002, above=0.0)     # the 'karras' grid
   sigma_max: float = option(80.0, above=0.0)
   rho: float = option(7.0, above=0.0)
@@ -138,6 +151,10 @@ class DiffusionConfig:
     if self.langevin_init not in ("gaussian", "uniform"):
       raise ConfigError(f"task.langevin_init={self.langevin_init!r} is unknown: use 'gaussian' (latents·σ_1) "
                         "or 'uniform' (NCSN's U(−1, 1) start).")
+    if self.sigma_grid.startswith("ddim_") and self.precond != "ddpm":
+      raise ConfigError(f"task.sigma_grid={self.sigma_grid!r} is a sub-sequence of the discrete DDPM steps: "
+                        f"set task.precond='ddpm' (got {self.precond!r}) or use sigma_grid 'schedule' | "
+                        "'karras'.")
     if self.loss_reduce not in (None, "sum", "mean"):
       raise ConfigError(f"task.loss_reduce={self.loss_reduce!r} is unknown: use 'sum' (EDM, NCSN), 'mean' "
                         "(DDPM, score_sde's reduce_mean) or leave it unset for the loss's own default.")
@@ -180,6 +197,8 @@ def make_augment_pipe(cfg) -> dfn.AugmentPipe | None:
     return None
   pipe = dfn.AugmentPipe.from_config(d)
   return pipe if pipe.active else None
+
+
 
 
 class Task(base.LossTask):
@@ -310,6 +329,8 @@ class Task(base.LossTask):
     cfg = self.cfg
     if cfg.sigma_grid == "karras":
       return dfn.karras_sigmas(cfg.num_steps, cfg.sigma_min, cfg.sigma_max, cfg.rho)
+    if cfg.sigma_grid.startswith("ddim_"):  # DDIM's official τ on the T steps (precond 'ddpm', checked)
+      return self.schedule.ddim_steps(cfg.num_steps, cfg.sigma_grid[len("ddim_"):])
     return self.schedule.sigma_steps(cfg.num_steps)
 
   def draw(self, params, model_state, latents, key, indices, labels=None):

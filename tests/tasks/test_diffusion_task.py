@@ -72,7 +72,8 @@ def test_train_step_decreases_the_loss():
   assert after < 0.8 * before, (before, after)
 
 
-@pytest.mark.parametrize("sampler,options", [("heun", {}), ("edm", {"s_churn": 10.0})])
+@pytest.mark.parametrize("sampler,options", [("heun", {}), ("edm", {"s_churn": 10.0}), ("dpmpp_2m_sde", {}),
+                                             ("unipc", {"order": 3})])
 def test_sample_depends_only_on_its_index(sampler, options):
   _, _, state = _trained()
   task = diffusion.Task(_digits_config(sampler=sampler, sampler_options=options))
@@ -240,3 +241,25 @@ def test_evaluate_runs_the_configured_evaluators():
     diffusion.Task(c)
   assert set(task.EVAL_FUNCTIONS) == set(task.eval_functions(state))
   assert set(task.EVAL_FUNCTIONS) <= set(evaluators.FUNCTIONS)
+
+
+@pytest.mark.parametrize("grid,tau0", [("ddim_uniform", 900), ("ddim_quadratic", 800)])
+def test_ddim_sigma_grids_are_the_official_subsequences(grid, tau0):
+  task = diffusion.Task(_toy_config("ddpm", "eps", sampler="ddim", sigma_grid=grid, num_steps=10))
+  g = np.asarray(task.sigma_grid())
+  skip = grid.removeprefix("ddim_")
+  np.testing.assert_array_equal(g, np.asarray(task.schedule.ddim_steps(10, skip)))
+  np.testing.assert_allclose(g[0], task.schedule.sigmas[tau0], rtol=1e-6)   # uniform: σ_900 ≈ 60.82
+  assert g.shape == (11,) and g[-1] == 0.0
+  with pytest.raises(ConfigError, match=r"sigma_grid='ddim_uniform' is a sub-sequence.*task.precond='ddpm'"):
+    diffusion.Task(_toy_config("vp", "vp", sigma_grid="ddim_uniform"))
+
+
+def test_ddpm_sampler_with_beta_variance_draws_from_the_task():
+  task = diffusion.Task(_toy_config("ddpm", "eps", sampler="ddpm", num_steps=20, sample_batch_size=8,
+                                    sampler_options=dict(variance="beta"), sigma_grid="ddim_uniform"))
+  state = task.init(jax.random.key(0), {"x": jnp.zeros((4, 2), jnp.float32)})
+  a = task.sample(state, jax.random.key(1), 5)
+  b = task.sample(state, jax.random.key(1), 3, start_index=2)   # a sample depends only on its index
+  assert a.shape == (5, 2) and np.all(np.isfinite(a))
+  np.testing.assert_allclose(a[2:], b, rtol=1e-5, atol=1e-5)
