@@ -54,16 +54,19 @@ def modules() -> list[str]:
 
 
 def parse_args(argv: Sequence[str]) -> tuple[list[str], dict]:
-  """(table module names, options) of a command line: ``--out DIR`` (where a module saves its figures,
-  e.g. ``samplers``' PNG) is the one option; the rest are module names."""
+  """(table module names, options) of a command line. Options: ``--out DIR`` (where a module saves its
+  figures, e.g. ``samplers``' PNG) and ``--workdir RUN`` (a trained run whose checkpoint a module measures,
+  e.g. ``samplers`` on the run's network); the rest are module names."""
+  flags = {"--out": "--out runs/tables", "--workdir": "--workdir runs/my_run"}
   names, options, argv = [], {}, list(argv)
   while argv:
     a = argv.pop(0)
-    if a == "--out" or a.startswith("--out="):
+    flag = a.partition("=")[0]
+    if flag in flags:
       value = a.partition("=")[2] or (argv.pop(0) if argv else "")
       if not value:
-        raise SystemExit("--out needs a directory, e.g. --out runs/tables")
-      options["out"] = value
+        raise SystemExit(f"{flag} needs a directory, e.g. {flags[flag]}")
+      options[flag[2:]] = value
     else:
       names.append(a)
   return names, options

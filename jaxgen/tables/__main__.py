@@ -1,5 +1,6 @@
-"""``python -m jaxgen.tables [module ...] [--out DIR]``: print every reproduced table (or those of the named
-modules); ``--out DIR`` is where modules that draw a figure (``samplers``) save it."""
+"""``python -m jaxgen.tables [module ...] [--out DIR] [--workdir RUN]``: print every reproduced table (or
+those of the named modules); ``--out DIR`` is where modules that draw a figure (``samplers``) save it, and
+``--workdir RUN`` a trained run whose network a module measures (``samplers``)."""
 
 import sys
 

@@ -4,6 +4,7 @@ UniPC's NFE plots, with the network replaced by the ideal denoiser so only the s
     python -m jaxgen.tables samplers                 # the tables
     python -m jaxgen.tables samplers --out DIR       # and DIR/samplers_nfe.png (log-log)
     python -m jaxgen.tables.samplers --out DIR       # the same, this module alone
+    python -m jaxgen.tables samplers --workdir RUN   # a trained diffusion run's network instead (below)
 
 The samplers are discovered, not listed: every callable named ``sample_*`` in ``jaxgen.diffusion`` and in
 the modules ``jaxgen.diffusion.samplers_k``, ``samplers_sde``, ``samplers_adaptive``, ``samplers_multistep``
@@ -17,6 +18,15 @@ flow's σ = 0 limit to ~1e-9); a stochastic one by the sliced Wasserstein-1 dist
 samples to as many exact draws of the mixture. A sampler whose NFE does not depend on N (adaptive step
 size) is run once with its defaults and listed with its own NFE. Mixture: 4 isotropic components,
 weights (.3, .3, .2, .2), means (±1, ±.6)-ish, stds .2–.35 (``MIXTURE``); docs/reference.md §3 for D.
+
+Checkpoint mode (``tables(workdir=RUN)``, ``--workdir RUN`` or $JAXGEN_TABLES_WORKDIR): the denoiser is a
+trained diffusion run's network, D = task.denoiser(ema_params, model_state) of the latest checkpoint of RUN
+(restored read-only by ``jaxgen.train``'s eval path; RUN/config.json gives the task), the grid is
+``karras_sigmas(N, task.sigma_min, task.sigma_max, task.rho)``, the starting points are ``batch`` (64)
+latents of the data shape (latent i from fold_in(key(seed), i)), and the reference is ``sample_heun`` at
+N = 256 (its own error is reported: the distance to Heun at N = 512). Only deterministic samplers are
+scored (RMS distance to the reference); stochastic ones are left out with a note, since the network's
+exact distribution is unknown.
 """
 
 from __future__ import annotations
@@ -154,26 +164,105 @@ class Result:
   seconds: float = 0.0
 
 
-def _nfe_value(nfe):
-  return float(np.mean(np.asarray(nfe)))
+@dataclasses.dataclass
+class Problem:
+  """What the samplers are measured on: the denoiser, the unit-variance starting latents ``z`` (the state
+  starts at z·σ₀), the deterministic reference from the same latents, and (or None) exact samples for the
+  stochastic samplers."""
+  D: object
+  z: np.ndarray
+  ref: np.ndarray
+  exact: np.ndarray | None = None
+  floors: dict = dataclasses.field(default_factory=dict)
+  sigma_min: float = SIGMA_MIN
+  sigma_max: float = SIGMA_MAX
+  rho: float = 7.0
+  options: dict = dataclasses.field(default_factory=dict)   # sampler name -> extra keywords
+  source: str = ""
+  ref_error: float | None = None     # checkpoint mode: |Heun(N_ref) − Heun(2·N_ref)| (RMS)
 
 
-def evaluate(targets=TARGETS, batch: int = 1024, names=None, mix: Mixture2D = MIXTURE, seed: int = 0):
-  """Runs every discovered sampler at each target NFE; returns ([Result], module notes, floors)."""
-  import jax
-  import jax.numpy as jnp
-  from jaxgen import diffusion as dif
-
-  found, notes = discover(names)
-  D = mix.denoiser()
+def mixture_problem(mix: Mixture2D = MIXTURE, batch: int = 1024, seed: int = 0) -> Problem:
   rng = np.random.RandomState(seed)
   z = rng.standard_normal((batch, 2))
   ref_ode = exact_flow(mix, SIGMA_MAX * z)
   exact = mix.sample_np(rng, batch)
   floors = {"ODE": 0.0, "SDE": sliced_w1(exact, mix.sample_np(rng, batch))}
+  return Problem(D=mix.denoiser(), z=z, ref=ref_ode, exact=exact, floors=floors,
+                 source=f"exact denoiser of a 2-D, 4-component Gaussian mixture; EDM grid ρ = 7, "
+                        f"σ {SIGMA_MAX:g} → {SIGMA_MIN:g} → 0; {batch} samples")
+
+
+def _rms(a, b) -> float:
+  d = np.asarray(a, np.float64) - np.asarray(b, np.float64)
+  return float(np.sqrt(np.mean(np.sum(d.reshape(len(d), -1) ** 2, -1))))
+
+
+REF_STEPS = 256
+
+
+def checkpoint_problem(workdir: str, batch: int = 64, seed: int = 0, ref_steps: int = REF_STEPS) -> Problem:
+  """The network of the latest checkpoint of the diffusion run in ``workdir`` (EMA params, read-only),
+  ``batch`` latents of the data shape, and the reference Heun(``ref_steps``) (checked against Heun at
+  2·ref_steps: ``ref_error``)."""
+  import json
+  import jax
+  import jax.numpy as jnp
+  import ml_collections
+  from jaxgen import diffusion as dif
+  from jaxgen import train
+
+  with open(os.path.join(workdir, "config.json"), encoding="utf-8") as f:
+    config = ml_collections.ConfigDict(json.load(f))
+  run = train._prepare(config, workdir, "eval")   # builds the task (jaxgen.tasks.get), checks the workdir
+  task = run.task
+  if not hasattr(task, "denoiser"):
+    raise ValueError(f"{workdir}: task {config.task.name!r} has no denoiser; the samplers table needs a "
+                     "diffusion run.")
+  step, state = train._restore_for_inference(run)
+  D = task.denoiser(state.ema_params, state.model_state)
+  shape = tuple(task._sample_shape(state))
+  key = jax.random.key(seed)
+  z = np.asarray(jax.vmap(lambda i: jax.random.normal(jax.random.fold_in(key, i), shape, jnp.float32))(
+      jnp.arange(batch, dtype=jnp.int32)), np.float64)
+  cfg = task.cfg
+  smin, smax, rho = float(cfg.sigma_min), float(cfg.sigma_max), float(cfg.rho)
+  idx = jnp.arange(batch, dtype=jnp.int32)
+
+  def heun(n):
+    grid = dif.karras_sigmas(n, smin, smax, rho)
+    x = jnp.asarray(z * float(grid[0]), jnp.float32)
+    return np.asarray(jax.jit(lambda x: dif.sample_heun(D, x, grid, None, indices=idx))(x), np.float64)
+
+  ref = heun(ref_steps)
+  ref_error = _rms(ref, heun(2 * ref_steps))
+  return Problem(D=D, z=z, ref=ref, exact=None, floors={"ODE": ref_error}, sigma_min=smin, sigma_max=smax,
+                 rho=rho, options={"sample_ode": {"schedule": task.schedule}}, ref_error=ref_error,
+                 source=f"network of {os.path.abspath(workdir)} (step {step}, EMA params, task "
+                        f"{config.task.name}, precond {cfg.precond}); Karras grid ρ = {rho:g}, σ {smax:g} → "
+                        f"{smin:g} → 0; {batch} latents of shape {shape}; reference: sample_heun, "
+                        f"N = {ref_steps}")
+
+
+def _nfe_value(nfe):
+  return float(np.mean(np.asarray(nfe)))
+
+
+def evaluate(targets=TARGETS, batch: int = 1024, names=None, mix: Mixture2D = MIXTURE, seed: int = 0,
+             problem: Problem | None = None):
+  """Runs every discovered sampler at each target NFE on ``problem`` (default: the mixture's); returns
+  ([Result], module notes, floors)."""
+  import jax
+  import jax.numpy as jnp
+  from jaxgen import diffusion as dif
+
+  found, notes = discover(names)
+  p = problem if problem is not None else mixture_problem(mix, batch, seed)
+  D, z, ref_ode, exact, floors = p.D, p.z, p.ref, p.exact, p.floors
+  batch = len(z)
   idx = jnp.arange(batch, dtype=jnp.int32)
   keys = jax.random.key(seed + 1), jax.random.key(seed + 2)
-  rms = lambda out: float(np.sqrt(np.mean(np.sum((out - ref_ode) ** 2, -1))))
+  rms = lambda out: _rms(out, ref_ode)
   results = []
   for name, mod_name, fn in found:
     t0 = time.perf_counter()
@@ -182,10 +271,10 @@ def evaluate(targets=TARGETS, batch: int = 1024, names=None, mix: Mixture2D = MI
     if name in LEFT_OUT:
       res.note = LEFT_OUT[name]
       continue
-    opts = OPTIONS[name]() if name in OPTIONS else {}
+    opts = p.options[name] if name in p.options else OPTIONS[name]() if name in OPTIONS else {}
 
     def run(n, fn=fn, opts=opts):
-      grid = dif.karras_sigmas(n, SIGMA_MIN, SIGMA_MAX)   # a constant of the program (host-side coefficients)
+      grid = dif.karras_sigmas(n, p.sigma_min, p.sigma_max, p.rho)   # a program constant
       prog = jax.jit(lambda x, k: fn(D, x, grid, k, indices=idx, return_nfe=True, **opts))
       x = jnp.asarray(z * float(grid[0]), jnp.float32)
       return lambda key: (lambda o: (np.asarray(o[0], np.float64), _nfe_value(o[1])))(prog(x, key))
@@ -198,6 +287,9 @@ def evaluate(targets=TARGETS, batch: int = 1024, names=None, mix: Mixture2D = MI
       res.note = f"not run: {type(e).__name__}: {str(e).splitlines()[0][:100] if str(e) else ''}"
       continue
     deterministic = bool(np.array_equal(out5, out5b))
+    if not deterministic and exact is None:
+      res.note = "stochastic: left out (no exact distribution of the network is known to score it against)"
+      continue
     score = rms if deterministic else (lambda out: sliced_w1(out, exact))
     res.kind = "ODE" if deterministic else "SDE"
     a = (n10 - n5) / 5.0
@@ -232,7 +324,7 @@ def _winners(results, kind, targets):
   return "; ".join(line)
 
 
-def _plot(results, targets, path, floor=0.0):
+def _plot(results, targets, path, floor=0.0, what="2-D mixture, exact D"):
   import matplotlib
   matplotlib.use("Agg", force=False)
   from matplotlib.figure import Figure
@@ -249,7 +341,7 @@ def _plot(results, targets, path, floor=0.0):
       ax.axhline(floor, color="gray", lw=0.8, ls=":", label="exact vs exact")
     ax.set_xlabel("NFE")
     ax.set_ylabel(ylabel)
-    ax.set_title(f"{'deterministic' if kind == 'ODE' else 'stochastic'} samplers, 2-D mixture, exact D")
+    ax.set_title(f"{'deterministic' if kind == 'ODE' else 'stochastic'} samplers, {what}")
     ax.grid(True, which="both", alpha=0.3)
     if ax.get_legend_handles_labels()[0]:
       ax.legend(fontsize=7, ncol=2)
@@ -257,14 +349,29 @@ def _plot(results, targets, path, floor=0.0):
   fig.savefig(path, dpi=120)
 
 
-def tables(out: str | None = None, targets=TARGETS, batch: int = 1024, names=None) -> list[Table]:
-  """The deterministic and the stochastic table (and, with ``out`` or $JAXGEN_TABLES_OUT, the PNG)."""
+def tables(out: str | None = None, targets=TARGETS, batch: int | None = None, names=None,
+           workdir: str | None = None, samplers=None) -> list[Table]:
+  """The deterministic and the stochastic table (and, with ``out`` or $JAXGEN_TABLES_OUT, the PNG).
+
+  With ``workdir`` (or $JAXGEN_TABLES_WORKDIR) the checkpoint mode: the deterministic table only, on the
+  network of that diffusion run (module docstring); ``batch`` defaults to 1024 on the mixture, 64 there.
+  ``samplers`` (or ``names``): only these ``sample_*`` names."""
   out = out or os.environ.get("JAXGEN_TABLES_OUT") or None
-  results, notes, floors = evaluate(targets, batch, names)
+  workdir = workdir or os.environ.get("JAXGEN_TABLES_WORKDIR") or None
+  names = names if names is not None else samplers
+  if workdir:
+    problem = checkpoint_problem(workdir, batch=batch or 64)
+  else:
+    problem = mixture_problem(MIXTURE, batch or 1024)
+  batch = len(problem.z)
+  results, notes, floors = evaluate(targets, batch, names, problem=problem)
   cols = ["sampler", "module", "NFE(N)"] + [f"NFE≤{t}: N, NFE, error" for t in targets]
   made = []
-  for kind, metric in (("ODE", "RMS distance to the exact PF-ODE solution (σ = 0)"),
-                       ("SDE", "sliced W1 (64 directions) to exact mixture samples")):
+  kinds = (("ODE", "RMS distance to the exact PF-ODE solution (σ = 0)"),
+           ("SDE", "sliced W1 (64 directions) to exact mixture samples"))
+  if workdir:
+    kinds = (("ODE", f"RMS distance to Heun at N = {REF_STEPS} (the network's PF-ODE solution)"),)
+  for kind, metric in kinds:
     rows = []
     for r in results:
       if r.kind.split()[0:1] != [kind]:
@@ -279,38 +386,51 @@ def tables(out: str | None = None, targets=TARGETS, batch: int = 1024, names=Non
     if kind == "SDE":
       table_notes.append(f"floor: sliced W1 between two exact draws of {batch} points = {floors['SDE']:.3e} "
                          "(differences below about a third of it are sampling noise)")
+    elif workdir:
+      table_notes.append(f"floor: the reference's own error, RMS |Heun(N = {REF_STEPS}) − Heun(N = "
+                         f"{2 * REF_STEPS})| = {problem.ref_error:.3e}; error is the RMS over samples of the "
+                         "Euclidean distance over all data dimensions")
+      table_notes.append("stochastic samplers are left out: the network's exact distribution is not known")
     else:
       table_notes.append("floor: the last step D(x; 0.002) vs the σ = 0 limit, O(σ_min²/s²)·|x − μ| ≈ 1e-5; "
                          "float32 state ≈ 1e-6")
     table_notes.append("adaptive samplers (NFE set by their tolerance) are shown once, in the first column, "
                        "at their own NFE")
     label = "deterministic" if kind == "ODE" else "stochastic"
-    made.append(Table(title=f"Samplers vs NFE ({label}): {metric}",
-                      columns=cols, rows=rows, notes=table_notes,
-                      source=f"exact denoiser of a 2-D, 4-component Gaussian mixture; EDM grid ρ = 7, "
-                             f"σ {SIGMA_MAX:g} → {SIGMA_MIN:g} → 0; {batch} samples"))
+    title = f"Samplers vs NFE ({label}): {metric}"
+    if workdir:
+      title = f"Samplers vs NFE on a trained network ({label}): {metric}"
+    made.append(Table(title=title, columns=cols, rows=rows, notes=table_notes, source=problem.source))
   left = [f"{r.name} ({r.module}): {r.note}" for r in results if r.note]
   if made:
     made[-1].notes.extend([f"left out / partial: {n}" for n in left] + notes)
-    made[-1].notes.append("winners (deterministic, error to the exact ODE solution): "
-                          + _winners(results, "ODE", targets)
-                          + " | (stochastic, sliced W1): " + _winners(results, "SDE", targets))
+    win = ("winners (deterministic, error to the " + ("reference): " if workdir else "exact ODE solution): ")
+           + _winners(results, "ODE", targets))
+    if not workdir:
+      win += " | (stochastic, sliced W1): " + _winners(results, "SDE", targets)
+    made[-1].notes.append(win)
   if out:
     os.makedirs(out, exist_ok=True)
-    path = os.path.join(out, "samplers_nfe.png")
-    _plot(results, targets, path, floors['SDE'])
+    path = os.path.join(out, "samplers_nfe_checkpoint.png" if workdir else "samplers_nfe.png")
+    _plot(results, targets, path, floors.get('SDE', 0.0),
+          what="trained network vs Heun N = 256" if workdir else "2-D mixture, exact D")
     made[-1].notes.append(f"plot: {path}")
   return made
 
 
+def _option(argv, flag):
+  for i, a in enumerate(argv):
+    if a == flag:
+      if i + 1 >= len(argv):
+        sys.exit(f"{flag} needs a directory")
+      return argv[i + 1]
+    if a.startswith(flag + "="):
+      return a.partition("=")[2]
+  return None
+
+
 def main(argv):
-  out = None
-  if "--out" in argv:
-    i = argv.index("--out")
-    if i + 1 >= len(argv):
-      sys.exit("--out needs a directory")
-    out = argv[i + 1]
-  for t in tables(out=out):
+  for t in tables(out=_option(argv, "--out"), workdir=_option(argv, "--workdir")):
     print(t.render())
     print()
 
