@@ -38,8 +38,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxgen.diffusion.samplers import (Denoiser, _emit, _grid, _indices, _need_key, _out, _ratio, _steps,
-                                       _wrap, ancestral_step)
+from jaxgen.diffusion.samplers import (Denoiser, _ancestral_loop, _emit, _grid, _indices, _need_key, _out,
+                                       _ratio, _steps, _wrap, ancestral_step)
 from jaxgen.diffusion.sde import per_sample_noise
 from jaxgen.errors import ConfigError
 
@@ -59,29 +59,11 @@ def sample_euler_ancestral(denoise_fn: Denoiser, x, sigmas, key=None, *, indices
                            return_nfe: bool = False, return_trajectory: bool = False, eta: float = 1.0,
                            s_noise: float = 1.0):
   """Ancestral sampling with Euler steps: x ← D + (σ_down/σ)(x − D) + S_noise·σ_up·z. First order,
-  NFE = N, stochastic unless η = 0 (needs ``key``)."""
-  name = "sample_euler_ancestral"
-  _check_eta(eta, s_noise, name)
-  sigmas = _grid(sigmas)
-  dtype, batch = x.dtype, x.shape[0]
-  d = _wrap(denoise_fn, dtype, batch)
-  stochastic = not _is_zero(eta)
-  if stochastic:
-    _need_key(key, name)
-    idx = _indices(indices, batch)
-
-  def step(x, inp):
-    i, s, s_next = inp
-    den = d(x, s)
-    up, down = ancestral_step(s, s_next, eta)
-    x = den + _ratio(down, s) * (x - den)
-    if stochastic:
-      x = x + (up * s_noise) * per_sample_noise(key, idx, i, x.shape[1:])
-    return x, _emit(x, return_trajectory)
-
-  x0 = x.astype(jnp.float32)
-  x, path = jax.lax.scan(step, x0, _steps(sigmas))
-  return _out(x, dtype, sigmas.shape[0] - 1, return_nfe, x0, path)
+  NFE = N, stochastic unless η = 0 (needs ``key``). The same loop as ``sample_ancestral``, under
+  k-diffusion's name."""
+  _check_eta(eta, s_noise, "sample_euler_ancestral")
+  return _ancestral_loop(denoise_fn, x, sigmas, key, eta, s_noise, indices, return_nfe, return_trajectory,
+                         "sample_euler_ancestral")
 
 
 def _midpoint(d, x, den, s, s_to):
