@@ -38,8 +38,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxgen.diffusion.samplers import (Denoiser, _ancestral_loop, _emit, _grid, _indices, _need_key, _out, _steps,
-                                       _wrap, ancestral_step)
+from jaxgen.diffusion.samplers import (Denoiser, _ancestral_loop, _emit, _grid, _indices, _need_key, _out,
+                                       _steps, _wrap, ancestral_step)
 from jaxgen.diffusion.sde import per_sample_noise
 from jaxgen.errors import ConfigError
 
