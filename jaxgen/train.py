@@ -511,11 +511,19 @@ class _Preemption:
       self._old = None
 
 
-def _resolve_lr_warning(run: _Run, old_config_path: str) -> None:
+def _read_json(path: str) -> dict:
+  """The JSON object in ``path``, or ``{}`` when the file is missing or unreadable (best-effort reads)."""
   try:
-    with open(old_config_path, encoding="utf-8") as f:
-      old = json.load(f)
-  except (OSError, json.JSONDecodeError):
+    with open(path, encoding="utf-8") as f:
+      obj = json.load(f)
+  except (OSError, ValueError):
+    return {}
+  return obj if isinstance(obj, dict) else {}
+
+
+def _resolve_lr_warning(run: _Run, old_config_path: str) -> None:
+  old = _read_json(old_config_path)
+  if not old:
     return
   cfg = run.config
   if old.get("num_train_steps") != cfg.num_train_steps and cfg.optimizer.get("schedule") in (
@@ -810,20 +818,12 @@ def summary(workdir: str, samples: Iterable[str] = ()) -> Summary:
   workdir = os.path.abspath(workdir)
   steps = ckpt_lib.saved_steps(workdir)
   step = steps[-1] if steps else None
-  total = None
-  try:
-    with open(os.path.join(workdir, "config.json"), encoding="utf-8") as f:
-      total = int(json.load(f).get("num_train_steps"))
-  except (OSError, ValueError, TypeError):
-    pass
+  total = _read_json(os.path.join(workdir, "config.json")).get("num_train_steps")
+  total = total if isinstance(total, int) else None
   evals = _step_files(os.path.join(workdir, "eval"), "step_", ".json")
 
   def read_eval(path):
-    try:
-      with open(path, encoding="utf-8") as f:
-        return {k: v for k, v in json.load(f).items() if k != "step"}
-    except (OSError, ValueError):
-      return {}
+    return {k: v for k, v in _read_json(path).items() if k != "step"}
 
   eval_step = max(evals) if evals else None
   eval_metrics = read_eval(evals[eval_step]) if evals else {}
@@ -879,10 +879,8 @@ def _restore_for_inference(run: _Run):
 
 
 def _saved_config_diff(run: _Run) -> list[str]:
-  try:
-    with open(os.path.join(run.workdir, "config.json"), encoding="utf-8") as f:
-      old = json.load(f)
-  except (OSError, json.JSONDecodeError):
+  old = _read_json(os.path.join(run.workdir, "config.json"))
+  if not old:
     return []
   return config_diff(old, config_to_dict(run.config), ignore=RESUMABLE_KEYS)
 

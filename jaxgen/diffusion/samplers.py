@@ -337,6 +337,26 @@ def sample_ode(denoise_fn: Denoiser, x, sigmas, key=None, *, schedule, solver: s
 # ----------------------------------------------------------------------------------------------
 # DDIM / DDPM ancestral.
 
+def _multistep_loop(denoise_fn, x, sigmas, coeffs, return_nfe, return_trajectory):
+  """The loop LMS, iPNDM and DEIS share: x_{i+1} = x_i + Σ_j C[i, j]·d_{i−j} with d = (x − D)/σ (the
+  last ``C.shape[1] − 1`` slopes carried in the scan), and x ← D on the step to σ = 0. NFE = N."""
+  dtype, batch = x.dtype, x.shape[0]
+  d = _wrap(denoise_fn, dtype, batch)
+  x0 = x.astype(jnp.float32)
+
+  def step(carry, inp):
+    x, hist = carry                     # hist: d_{i−1}, …, d_{i−q+1}
+    (_, s, s_next), c = inp
+    den = d(x, s)
+    ds = jnp.concatenate([((x - den) / s)[None], hist])
+    x = jnp.where(s_next > 0, x + jnp.tensordot(c, ds, axes=1), den)
+    return (x, ds[:-1]), _emit(x, return_trajectory)
+
+  hist = jnp.repeat(jnp.zeros_like(x0)[None], coeffs.shape[1] - 1, axis=0)  # keeps shard_map's vma
+  (x, _), path = jax.lax.scan(step, (x0, hist), (_steps(sigmas), coeffs))
+  return _out(x, dtype, sigmas.shape[0] - 1, return_nfe, x0, path)
+
+
 def _ancestral_loop(denoise_fn, x, sigmas, key, eta, s_noise, indices, return_nfe, return_trajectory,
                     name):
   sigmas = _grid(sigmas)

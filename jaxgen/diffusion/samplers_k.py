@@ -38,8 +38,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxgen.diffusion.samplers import (Denoiser, _ancestral_loop, _emit, _grid, _indices, _need_key, _out,
-                                       _steps, _wrap, ancestral_step)
+from jaxgen.diffusion.samplers import (Denoiser, _ancestral_loop, _emit, _grid, _indices, _multistep_loop,
+                                       _need_key, _out, _steps, _wrap, ancestral_step)
 from jaxgen.diffusion.sde import per_sample_noise
 from jaxgen.errors import ConfigError
 
@@ -223,19 +223,4 @@ def sample_lms(denoise_fn: Denoiser, x, sigmas, key=None, *, indices=None, retur
     coeffs = jnp.asarray(lms_coefficients(np.asarray(sigmas), order), jnp.float32)
   except (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError):
     coeffs = _lms_table(sigmas, order, jnp)   # a traced grid: the same formula in float32, in the program
-  dtype, batch = x.dtype, x.shape[0]
-  d = _wrap(denoise_fn, dtype, batch)
-  x0 = x.astype(jnp.float32)
-
-  def step(carry, inp):
-    x, hist = carry                     # hist: d_{i−1}, …, d_{i−order+1}
-    (_, s, s_next), c = inp
-    den = d(x, s)
-    ds = jnp.concatenate([((x - den) / s)[None], hist])
-    x_next = x + jnp.tensordot(c, ds, axes=1)
-    x = jnp.where(s_next > 0, x_next, den)
-    return (x, ds[:-1]), _emit(x, return_trajectory)
-
-  hist = jnp.repeat(jnp.zeros_like(x0)[None], order - 1, axis=0)   # zeros_like keeps shard_map's vma
-  (x, _), path = jax.lax.scan(step, (x0, hist), (_steps(sigmas), coeffs))
-  return _out(x, dtype, sigmas.shape[0] - 1, return_nfe, x0, path)
+  return _multistep_loop(denoise_fn, x, sigmas, coeffs, return_nfe, return_trajectory)

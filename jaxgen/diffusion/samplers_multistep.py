@@ -41,7 +41,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxgen.diffusion.samplers import _emit, _grid, _out, _steps, _wrap
+from jaxgen.diffusion.samplers import _emit, _grid, _multistep_loop, _out, _steps, _wrap
 from jaxgen.errors import ConfigError
 
 Array = jax.Array
@@ -228,23 +228,9 @@ def sample_ipndm(denoise_fn: Denoiser, x, sigmas, key=None, *, indices=None, ret
   order = _check_order(order, 1, 4, "sample_ipndm")
   sigmas = _grid(sigmas)
   n = sigmas.shape[0] - 1
-  coef = jnp.asarray(_IPNDM[np.minimum(np.arange(n), order - 1), :order], jnp.float32)   # [N, order]
-  dtype, batch = x.dtype, x.shape[0]
-  d = _wrap(denoise_fn, dtype, batch)
-
-  def step(carry, inp):
-    x, buf = carry
-    _, s, s_next, c = inp
-    den = d(x, s)
-    hist = jnp.concatenate([((x - den) / s)[None], buf], 0)   # [d_i, d_{i−1}, …]
-    x = jnp.where(s_next > 0, x + (s_next - s) * jnp.tensordot(c, hist, axes=1), den)
-    return (x, hist[:-1]), _emit(x, return_trajectory)
-
-  i, s, s_next = _steps(sigmas)
-  x0 = x.astype(jnp.float32)
-  buf = jnp.zeros_like(x0)[None].repeat(order - 1, 0)
-  (x, _), path = jax.lax.scan(step, (x0, buf), (i, s, s_next, coef))
-  return _out(x, dtype, n, return_nfe, x0, path)
+  table = jnp.asarray(_IPNDM[np.minimum(np.arange(n), order - 1), :order], jnp.float32)   # [N, order]
+  return _multistep_loop(denoise_fn, x, sigmas, (sigmas[1:] - sigmas[:-1])[:, None] * table, return_nfe,
+                         return_trajectory)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -298,21 +284,5 @@ def sample_deis(denoise_fn: Denoiser, x, sigmas, key=None, *, indices=None, retu
   ``deis_coefficients`` of the grid; first step DDIM; the step to σ = 0 is x ← D."""
   del key, indices
   sigmas = _grid(sigmas)
-  coef = deis_coefficients(sigmas, order, poly)
-  n = sigmas.shape[0] - 1
-  dtype, batch = x.dtype, x.shape[0]
-  d = _wrap(denoise_fn, dtype, batch)
-
-  def step(carry, inp):
-    x, buf = carry
-    _, s, s_next, c = inp
-    den = d(x, s)
-    hist = jnp.concatenate([((x - den) / s)[None], buf], 0)
-    x = jnp.where(s_next > 0, x + jnp.tensordot(c, hist, axes=1), den)
-    return (x, hist[:-1]), _emit(x, return_trajectory)
-
-  i, s, s_next = _steps(sigmas)
-  x0 = x.astype(jnp.float32)
-  buf = jnp.zeros_like(x0)[None].repeat(order - 1, 0)
-  (x, _), path = jax.lax.scan(step, (x0, buf), (i, s, s_next, coef))
-  return _out(x, dtype, n, return_nfe, x0, path)
+  return _multistep_loop(denoise_fn, x, sigmas, deis_coefficients(sigmas, order, poly), return_nfe,
+                         return_trajectory)

@@ -37,11 +37,12 @@ def _mixture_D_np(x, sigma):
   return (w * (MU + S ** 2 / v * (x[:, None] - MU))).sum(1)
 
 
-def _reference(x0, steps: int = 2048):
-  """float64 RK4 on dx/du = x − D(x; e^u) from ln σ_max to ln σ_min."""
-  u = np.linspace(math.log(SIGMA_MAX), math.log(SIGMA_MIN), steps + 1)
-  f = lambda x, uu: x - _mixture_D_np(x, math.exp(uu))
-  x = x0.astype(np.float64)
+def pf_ode_rk4(denoise_np, x0, sigma_from: float, sigma_to: float, steps: int):
+  """The PF-ODE dx/dσ = (x − D)/σ from σ_from to σ_to by float64 RK4 in u = ln σ (dx/du = x − D(x; e^u)):
+  the exact reference of the solver tables (``denoise_np(x, σ)`` a float64 numpy denoiser)."""
+  u = np.linspace(math.log(sigma_from), math.log(sigma_to), steps + 1)
+  f = lambda x, uu: x - denoise_np(x, math.exp(uu))
+  x = np.asarray(x0, np.float64)
   for a, b in zip(u[:-1], u[1:]):
     h = b - a
     k1 = f(x, a)
@@ -90,7 +91,7 @@ def fig2_table() -> Table:
   from jaxgen import diffusion as dif
   z = np.random.RandomState(0).randn(512)
   x0 = jnp.asarray(SIGMA_MAX * z, jnp.float32)[:, None]
-  ref = _reference(np.asarray(x0, np.float64)[:, 0])
+  ref = pf_ode_rk4(_mixture_D_np, np.asarray(x0, np.float64)[:, 0], SIGMA_MAX, SIGMA_MIN, 2048)
   vp = dif.VPSchedule.fit(SIGMA_MIN, SIGMA_MAX)
   vp_t = lambda n: vp.sigma_steps(n + 1)[:-1]           # VP's t_i: N steps from t = 1 to ε_s (σ_max → σ_min)
   edm = lambda n: dif.karras_sigmas(n + 1, SIGMA_MIN, SIGMA_MAX)[:-1]

@@ -42,6 +42,7 @@ import time
 import numpy as np
 
 from jaxgen.tables import Table
+from jaxgen.tables.diffusion import pf_ode_rk4
 
 SIGMA_MIN, SIGMA_MAX = 0.002, 80.0
 TARGETS = (10, 20, 50)
@@ -106,16 +107,7 @@ def _edm_schedule():
 def exact_flow(mix: Mixture2D, x_start, steps: int = 4096, sigma_end: float = 1e-4):
   """The PF-ODE's σ = 0 limit from x(σ_max) = x_start: float64 RK4 on dx/du = x − D(x; e^u) from ln σ_max
   to ln σ_end, then D(x; σ_end) (the flow map to σ = 0 up to O(σ_end²/s²))."""
-  u = np.linspace(math.log(SIGMA_MAX), math.log(sigma_end), steps + 1)
-  f = lambda x, uu: x - mix.denoise_np(x, math.exp(uu))
-  x = np.asarray(x_start, np.float64)
-  for a, b in zip(u[:-1], u[1:]):
-    h = b - a
-    k1 = f(x, a)
-    k2 = f(x + 0.5 * h * k1, a + 0.5 * h)
-    k3 = f(x + 0.5 * h * k2, a + 0.5 * h)
-    k4 = f(x + h * k3, b)
-    x = x + h / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
+  x = pf_ode_rk4(mix.denoise_np, x_start, SIGMA_MAX, sigma_end, steps)
   return mix.denoise_np(x, sigma_end)
 
 
