@@ -26,6 +26,8 @@ the task it calls, from this vocabulary (``fns`` is the dict a task's ``eval_fun
   'denoise'  D(x, sigma[B]) -> x̂                   diffusion denoiser (likelihoods, bits/dim)
   'loss'     (batch, key) -> per-example loss [B]  eval-mode loss
   'critic'   f(x) -> [B]                            a GAN's critic (KR estimate, Lipschitz bound)
+  'reconstruct' (batch) -> dict(image=x̂ [B,H,W,C], indices=codes)  an autoencoder (VQGAN) on eval images
+  'detect'   (batch) -> dict(boxes [B,N,4], scores [B,N], classes [B,N], mask [B,N])  a detector
   'data'     dict of facts: 'name' (the data set's base name), 'toy', 'resolution', and the task's own
              facts (diffusion: 'sigma_max' of its schedule)
 
@@ -35,6 +37,9 @@ in ``Task.EVAL_FUNCTIONS``; ``check(config, provides)`` (called when the task is
 whose evaluator needs a function the task lacks, an unknown type or option, or data the evaluator
 cannot use into one ``ConfigError``. ``preflight(config)`` checks the local files an evaluator reads
 (FID's Inception weights and reference statistics); the trainer calls it before training or evaluating.
+
+A family may register its evaluators in its own module ``jaxgen/eval/evaluators_<family>.py``: every
+module of ``jaxgen.eval`` named ``evaluators_*`` is imported before the first lookup.
 
 Evaluators (metrics and their sources in docs/reference.md):
 
@@ -84,7 +89,7 @@ from jaxgen.errors import ConfigError
 __all__ = ["EVALUATORS", "FUNCTIONS", "Evaluator", "register", "entries", "check", "preflight", "run",
            "mmd2", "median_bandwidth", "mode_coverage"]
 
-FUNCTIONS = ("sample", "predict", "denoise", "loss", "critic", "data")
+FUNCTIONS = ("sample", "predict", "denoise", "loss", "critic", "reconstruct", "detect", "data")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -155,10 +160,31 @@ class Entry:
   index: int      # position of the name among all names of config.evals (its key: fold_in(key, index))
 
 
+_DISCOVERED = False
+
+
+def _discover() -> None:
+  """Imports every module of ``jaxgen.eval`` whose name starts with ``evaluators_`` (e.g.
+  ``evaluators_detection``), so a family registers its evaluators in its own file without editing this
+  one; they import jaxgen.eval.evaluators and use ``@register``."""
+  global _DISCOVERED
+  if _DISCOVERED:
+    return
+  _DISCOVERED = True
+  import importlib  # noqa: PLC0415
+  import pkgutil  # noqa: PLC0415
+
+  from jaxgen import eval as eval_pkg  # noqa: PLC0415
+  for info in pkgutil.iter_modules(eval_pkg.__path__):
+    if info.name.startswith("evaluators_"):
+      importlib.import_module(f"jaxgen.eval.{info.name}")
+
+
 def entries(evals_cfg) -> list[Entry]:
   """The entries of ``config.evals`` in order (None entries skipped), types and options checked."""
   if evals_cfg is None:
     return []
+  _discover()
   if not hasattr(evals_cfg, "keys"):
     raise ConfigError(f"config.evals must be a block of name -> dict(type=..., ...), got "
                       f"{type(evals_cfg).__name__}: set c.evals.<name> = dict(type=...) in the experiment.")
