@@ -20,7 +20,7 @@ import sys
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-CORE = ("jaxgen", "jaxgen.diffusion", "jaxgen.gan", "jaxgen.ot")
+CORE = ("jaxgen", "jaxgen.diffusion", "jaxgen.gan", "jaxgen.ot", "jaxgen.detection", "jaxgen.vq")
 HEAVY = ("flax", "optax", "tensorflow", "tensorflow_datasets", "orbax", "grain", "ml_collections", "absl",
          "etils", "scipy", "sklearn", "matplotlib", "PIL", "tensorboardX", "torch")
 # import name -> distribution name, for every third-party module imported under jaxgen/
@@ -29,7 +29,7 @@ DISTRIBUTIONS = {"jax": "jax", "jaxlib": "jax", "numpy": "numpy", "flax": "flax"
                  "absl": "absl-py", "tensorflow_datasets": "tensorflow-datasets", "grain": "grain",
                  "array_record": "array-record", "scipy": "scipy", "sklearn": "scikit-learn",
                  "matplotlib": "matplotlib", "PIL": "pillow", "tqdm": "tqdm", "tensorboardX": "tensorboardX",
-                 "torch": "torch"}
+                 "torch": "torch", "pycocotools": "pycocotools"}
 
 _PROBE = r"""
 import json, sys
