@@ -1,0 +1,18 @@
+"""Vector-quantisation library (VQ-VAE / VQGAN): quantisers, EMA codebooks, code usage, dead-code restarts.
+
+    from jaxgen import vq
+    q = vq.quantize(z, codebook, beta=0.25)              # Quantized(z_q, indices, loss, ...)
+    counts = vq.code_counts(q.indices, K, axis_name="data")
+    metrics = dict(perplexity=vq.perplexity(counts), usage=vq.usage_fraction(counts))
+
+Part of the pure core: ``import jaxgen.vq`` needs only jax and numpy (tests/test_packaging.py). The Flax
+networks using it are ``jaxgen.models.vqgan``; the training task is ``jaxgen.tasks.vqgan`` (docs/vqgan.md).
+"""
+
+from jaxgen.vq.quantizers import (EmaState, Quantized, code_counts, ema_init, ema_reset_codes, ema_update,
+                                  l2_normalize, lookup, nearest_code, perplexity, quantize,
+                                  restart_dead_codes, usage_fraction)
+
+__all__ = ["EmaState", "Quantized", "code_counts", "ema_init", "ema_reset_codes", "ema_update",
+           "l2_normalize", "lookup", "nearest_code", "perplexity", "quantize", "restart_dead_codes",
+           "usage_fraction"]
