@@ -1,7 +1,7 @@
 """Packaging: `pip install jaxgen` gives a working pure core, and the extras cover what the code imports.
 
-- Importing ``jaxgen``, ``jaxgen.diffusion``, ``jaxgen.gan``, ``jaxgen.ot``, ``jaxgen.detection`` and ``jaxgen.vq`` (in a fresh interpreter)
-  loads none of the trainer's stack: no Flax, optax, TensorFlow, orbax, grain, ml_collections, and
+- Importing ``jaxgen``, ``jaxgen.diffusion``, ``jaxgen.gan``, ``jaxgen.ot``, ``jaxgen.detection`` and
+  ``jaxgen.vq`` (in a fresh interpreter) loads none of the trainer's stack: no Flax, optax, TensorFlow, orbax, grain, ml_collections, and
   no scipy or scikit-learn beyond what ``import jax`` itself loads.
 - setup.cfg's ``install_requires`` is exactly that core (jax, numpy); every third-party module that a
   file under jaxgen/ imports belongs to the core or to the ``train`` extra (``torch`` to ``convert``).
