@@ -53,6 +53,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.model.name = ""                  # a name in jaxgen.models.names()
   c.model.dtype = "float32"          # compute dtype (params stay float32)
   c.model.overrides = ml_collections.ConfigDict()   # keyword overrides for jaxgen.models.create
+  c.model.init_from = ""             # converted weights (.npz of jaxgen.convert.edm / .ddpm) to start from
 
   c.optimizer = ml_collections.ConfigDict()
   c.optimizer.name = "adam"          # adam | adamw | sgd | rmsprop | lamb

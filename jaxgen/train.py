@@ -81,6 +81,7 @@ RESUMABLE_KEYS = (
     "sample_every_steps", "keep_checkpoints", "keep_checkpoint_every_steps", "distributed",
     "eval_batch_size", "num_grid_samples", "data.eval_split", "data.eval_size", "data.data_dir",
     "data.num_threads", "data.prefetch", "data.num_workers", "evals.",
+    "model.init_from",   # read only by a fresh run (a checkpoint wins), so a resume may drop or change it
     # Retired keys that config.json files written before the evaluators-by-config change hold:
     # task.eval.* (now evals.*) and the unused data.shuffle_buffer. Ignoring them lets those runs resume.
     "task.eval.", "data.shuffle_buffer",
@@ -407,6 +408,26 @@ def _init_fn(run: _Run):
                                                 out_shardings=shd.replicated(mesh)))
 
 
+def _init_from(run: _Run, state):
+  """``model.init_from``: converted weights (``python -m jaxgen.convert.edm|ddpm IN OUT``) replace the initial
+  params, EMA params and model state (e.g. NCSN++'s ``constants/map_noise_freqs``); the optimizer state
+  (zeros for Adam) stays as initialised. Only a fresh run reads it: a checkpoint in the workdir wins."""
+  from jaxgen.convert.edm import load_into  # noqa: PLC0415  (any '<collection>/<path>' npz)
+
+  path = run.config.model.init_from
+  if not os.path.isfile(path):
+    raise ConfigError(f"model.init_from={path!r} is not a file: convert the weights first (python -m "
+                      "jaxgen.convert.edm IN OUT) and pass that OUT, or set --config.model.init_from=''.")
+  if not (hasattr(state, "params") and hasattr(state, "model_state")):
+    raise ConfigError(f"model.init_from: the {run.config.task.name!r} task's state has no single network; "
+                      "unset --config.model.init_from (it loads diffusion and classification networks).")
+  host = load_into(path, {"params": state.params, **state.model_state})
+  rep = shd.replicated(run.mesh)
+  put = lambda t: jax.tree_util.tree_map(lambda a: jax.device_put(a, rep), t)
+  return state.replace(params=put(host["params"]), ema_params=put(host["params"]),
+                       model_state={k: put(v) for k, v in host.items() if k != "params"})
+
+
 def _abstract_state(run: _Run, init_fn):
   rep = shd.replicated(run.mesh)
   shapes = jax.eval_shape(init_fn)
@@ -696,6 +717,9 @@ def train_and_evaluate(config, workdir: str):
       log.info("resumed from the checkpoint of step %d in %s.", step, checkpointer.directory)
     else:
       step, state = 0, init_fn()
+      if cfg.model.get("init_from"):
+        state = _init_from(run, state)
+        log.info("initialised %s from %s.", cfg.model.name, cfg.model.init_from)
 
     def build_step():
       batch_shapes = jax.tree_util.tree_map(

@@ -19,7 +19,10 @@ score_sde correspondence (``configs/*/cifar10_*_continuous.py``): resblock_type 
 skip_rescale = ``skip_scale=√½``; the Gaussian Fourier projection (``fourier_scale`` 16) = the 'fourier'
 embedding with ``channel_mult_noise=2``. score_sde stores the Fourier frequencies W in ``params`` behind
 ``stop_gradient``; EDM (and this file) treat them as a fixed buffer drawn from ``fourier_seed``, so they
-are not trainable parameters.
+are not trainable parameters: they live in the non-trainable ``constants`` collection
+(``constants/map_noise_freqs``, carried as model state), where a converted checkpoint's trained
+frequencies go (``jaxgen.convert.edm``); applied with ``params`` alone, the network redraws them from
+``fourier_seed``.
 """
 
 from __future__ import annotations
@@ -406,6 +409,16 @@ class SongUNet(nn.Module):
     if self.decoder_type not in ("standard", "skip"):
       raise ValueError(f"decoder_type={self.decoder_type!r}: use 'standard' or 'skip'.")
 
+  def _fourier_freqs(self, noise_ch: int):
+    """NCSN++'s frequencies: the ``constants/map_noise_freqs`` variable (created by ``init`` from
+    ``fourier_seed``; a converted checkpoint's trained values, EDM's ``map_noise.freqs`` or score_sde's
+    ``W``, replace it there), recomputed from the seed when applied with ``params`` only."""
+    def draw():
+      return fourier_frequencies(noise_ch, self.fourier_scale, self.fourier_seed)
+    if self.has_variable("constants", "map_noise_freqs") or self.is_mutable_collection("constants"):
+      return self.variable("constants", "map_noise_freqs", draw).value
+    return draw()
+
   @nn.compact
   def __call__(self, x, c_noise, labels=None, augment_labels=None, train: bool = False):
     self._check()
@@ -428,7 +441,7 @@ class SongUNet(nn.Module):
     if self.embedding_type == "positional":
       emb = positional_embedding(c_noise, noise_ch, endpoint=True)
     else:
-      emb = fourier_embedding(c_noise, fourier_frequencies(noise_ch, self.fourier_scale, self.fourier_seed))
+      emb = fourier_embedding(c_noise, self._fourier_freqs(noise_ch))
     emb = jnp.concatenate([emb[:, noise_ch // 2:], emb[:, :noise_ch // 2]], axis=1)
     if self.label_dim:
       y = label_dropout_mask(self, one_hot_labels(labels, self.label_dim, batch), self.label_dropout, train)
