@@ -67,6 +67,10 @@ Evaluators (metrics and their sources in docs/reference.md):
   accuracy         ``top1``, ``top5``, ``eval_loss`` (mean cross-entropy), ``count`` of ``fns["predict"]``
                    over the eval split (``jaxgen.eval.classification``).
   eval_loss        ``eval_loss``: the mean per-example loss over the (masked) eval split.
+
+In their families' modules: ``reconstruction`` (psnr, psnr_std, ssim, lpips, code_usage, perplexity,
+num_codes, rfid of ``fns['reconstruct']`` over the eval split; ``jaxgen.eval.evaluators_vqgan``) and
+``voc_map`` / ``coco_ap`` (``fns['detect']`` over the eval split; ``jaxgen.eval.evaluators_detection``).
 """
 
 from __future__ import annotations
