@@ -82,6 +82,8 @@ RESUMABLE_KEYS = (
     "eval_batch_size", "num_grid_samples", "data.eval_split", "data.eval_size", "data.data_dir",
     "data.num_threads", "data.prefetch", "data.num_workers", "evals.",
     "model.init_from",   # read only by a fresh run (a checkpoint wins), so a resume may drop or change it
+    # decoding options of the stage-2 transformer: --mode eval/sample may re-decode a finished run
+    "task.temperature", "task.top_k", "task.top_p", "task.sample_batch_size",
     # Retired keys that config.json files written before the evaluators-by-config change hold:
     # task.eval.* (now evals.*) and the unused data.shuffle_buffer. Ignoring them lets those runs resume.
     "task.eval.", "data.shuffle_buffer",

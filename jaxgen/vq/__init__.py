@@ -1,4 +1,5 @@
-"""Vector-quantisation library (VQ-VAE / VQGAN): quantisers, EMA codebooks, code usage, dead-code restarts.
+"""Vector-quantisation library (VQ-VAE / VQGAN): quantisers, EMA codebooks, code usage, dead-code restarts,
+and autoregressive sampling of code sequences (``jaxgen.vq.sampling``: top-k/top-p, KV cache, sliding window).
 
     from jaxgen import vq
     q = vq.quantize(z, codebook, beta=0.25)              # Quantized(z_q, indices, loss, ...)
@@ -12,7 +13,10 @@ networks using it are ``jaxgen.models.vqgan``; the training task is ``jaxgen.tas
 from jaxgen.vq.quantizers import (EmaState, Quantized, code_counts, ema_init, ema_reset_codes, ema_update,
                                   l2_normalize, lookup, nearest_code, perplexity, quantize,
                                   restart_dead_codes, usage_fraction)
+from jaxgen.vq.sampling import (draw, filter_logits, filter_top_k, filter_top_p, sample_sliding_window,
+                                sample_tokens, window_origin)
 
 __all__ = ["EmaState", "Quantized", "code_counts", "ema_init", "ema_reset_codes", "ema_update",
            "l2_normalize", "lookup", "nearest_code", "perplexity", "quantize", "restart_dead_codes",
-           "usage_fraction"]
+           "usage_fraction", "draw", "filter_logits", "filter_top_k", "filter_top_p", "sample_sliding_window",
+           "sample_tokens", "window_origin"]
