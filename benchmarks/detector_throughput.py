@@ -3,7 +3,7 @@
   python benchmarks/detector_throughput.py                                  # SNet49/146/535, batch 1 and 8
   python benchmarks/detector_throughput.py --models thundernet_snet49 --batch 1 --parts
   python benchmarks/detector_throughput.py --depthwise xla shift            # compare depthwise formulations
-  /work/torchenv/bin/python benchmarks/detector_throughput.py --torch      # PyTorch, backbone+RPN only
+  python benchmarks/detector_throughput.py --torch      # PyTorch, backbone+RPN only
 
 One jitted program per (model, batch, depthwise formulation): the whole detector as deployed — SNet, CEM,
 RPN, SAM, 200 proposals (top 2000 → NMS 0.7), PSRoI align, R-CNN, and the final per-class NMS

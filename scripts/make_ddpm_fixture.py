@@ -2,8 +2,8 @@
 saves it as ``diffusion_pytorch_model.safetensors`` plus inputs/outputs for
 tests/convert/test_ddpm_convert.py.
 
-    /work/torchenv/bin/pip install diffusers safetensors      (the official module and file format)
-    /work/torchenv/bin/python scripts/make_ddpm_fixture.py [--out tests/fixtures/ddpm]
+    pip install diffusers safetensors      (the official module and file format)
+    python scripts/make_ddpm_fixture.py [--out tests/fixtures/ddpm]
 
 The configuration is google/ddpm-cifar10-32's ``config.json`` (act silu, attention_head_dim null = one head,
 downsample_padding 0, flip_sin_to_cos false, freq_shift 1, norm_eps 1e-6, norm_num_groups 32,

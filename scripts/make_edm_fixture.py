@@ -1,8 +1,8 @@
 """Builds EDM's own networks (NVlabs/edm ``training/networks.py``) with random weights, pickles them the way
 EDM's training loop does, and saves inputs and denoiser outputs for tests/convert/test_edm_convert.py.
 
-    fetch github:NVlabs/edm     (→ /work/.mirror/NVlabs+edm/repo; the source is not vendored)
-    /work/torchenv/bin/python scripts/make_edm_fixture.py [--repo GITDIR] [--out tests/fixtures/edm]
+    git clone --bare https://github.com/NVlabs/edm edm.git     (the source is not vendored)
+    python scripts/make_edm_fixture.py --repo GITDIR [--out tests/fixtures/edm]
 
 The official ``dnnlib``, ``torch_utils`` and ``training`` packages are written from the repository
 (``git show HEAD:<file>``) into a temporary directory and imported from there, so the pickles carry EDM's
@@ -192,7 +192,8 @@ def released_shapes(networks, out):
 
 def main():
   ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  ap.add_argument("--repo", default="/work/.mirror/NVlabs+edm/repo")
+  ap.add_argument("--repo", required=True,
+                  help="a git clone of github.com/NVlabs/edm")
   ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "tests", "fixtures", "edm"))
   args = ap.parse_args()
   os.makedirs(args.out, exist_ok=True)

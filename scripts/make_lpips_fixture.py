@@ -1,6 +1,6 @@
 """Writes tests/fixtures/lpips/tiny_lpips.npz: a tiny random LPIPS-VGG computed in PyTorch.
 
-    /work/torchenv/bin/python scripts/make_lpips_fixture.py      # torch (CPU) and numpy; no torchvision
+    python scripts/make_lpips_fixture.py      # torch (CPU) and numpy; no torchvision
 
 The network is torchvision's ``vgg16().features`` layout written out in plain torch (``nn.Sequential`` named
 ``features`` so the state-dict keys are torchvision's, ``features.{i}.weight``), with the block widths cut to

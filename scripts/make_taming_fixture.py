@@ -1,8 +1,8 @@
 """Builds taming-transformers' own VQGAN modules in torch with random weights and saves a small fixture.
 
-    git mirror: fetch github:CompVis/taming-transformers   (→ /work/.mirror/CompVis+taming-transformers/repo)
-    /work/torchenv/bin/python scripts/make_taming_fixture.py [--repo GITDIR] [--out tests/fixtures/taming]
-    /work/torchenv/bin/python scripts/make_taming_fixture.py --counts      # parameter counts only
+    git clone --bare https://github.com/CompVis/taming-transformers taming.git   (the source is not vendored)
+    python scripts/make_taming_fixture.py --repo GITDIR [--out tests/fixtures/taming]
+    python scripts/make_taming_fixture.py --repo GITDIR --counts      # parameter counts only
 
 The official modules are imported from the repository's own source (``git show HEAD:<file>`` into a temporary
 package; taming/models/vqgan.py needs pytorch_lightning, so the ``VQModel`` composition — encoder,
@@ -109,7 +109,8 @@ def counts(model, quantize, disc):
 
 def main():
   ap = argparse.ArgumentParser()
-  ap.add_argument("--repo", default="/work/.mirror/CompVis+taming-transformers/repo")
+  ap.add_argument("--repo", required=True,
+                  help="a git clone of github.com/CompVis/taming-transformers")
   ap.add_argument("--out", default="tests/fixtures/taming")
   ap.add_argument("--counts", action="store_true")
   args = ap.parse_args()

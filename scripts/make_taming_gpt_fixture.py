@@ -1,8 +1,8 @@
 """Builds taming-transformers' own minGPT in torch with random weights and saves a small fixture.
 
-    git mirror: fetch github:CompVis/taming-transformers   (→ /work/.mirror/CompVis+taming-transformers/repo)
-    /work/torchenv/bin/python scripts/make_taming_gpt_fixture.py [--repo GITDIR] [--out DIR]
-    /work/torchenv/bin/python scripts/make_taming_gpt_fixture.py --counts     # parameter counts only
+    git clone --bare https://github.com/CompVis/taming-transformers taming.git   (the source is not vendored)
+    python scripts/make_taming_gpt_fixture.py --repo GITDIR [--out DIR]
+    python scripts/make_taming_gpt_fixture.py --repo GITDIR --counts     # parameter counts only
 
 The module is taming/modules/transformer/mingpt.py from the repository (``git show HEAD:<file>``); its one
 import of HuggingFace ``transformers`` (``top_k_top_p_filtering``, used only by its sampler) is replaced by
@@ -66,7 +66,8 @@ def counts(mingpt) -> dict:
 
 def main(argv=None):
   ap = argparse.ArgumentParser()
-  ap.add_argument("--repo", default="/work/.mirror/CompVis+taming-transformers/repo")
+  ap.add_argument("--repo", required=True,
+                  help="a git clone of github.com/CompVis/taming-transformers")
   ap.add_argument("--out", default="tests/fixtures/taming_gpt")
   ap.add_argument("--counts", action="store_true")
   args = ap.parse_args(argv)

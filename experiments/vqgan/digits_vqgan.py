@@ -1,6 +1,6 @@
 """VQGAN stage 1 at CPU scale: the embedded 8×8 digits upsampled to 16×16, a small f2 VQGAN (8×8 codes).
 
-python -m jaxgen.main --config experiments/vqgan/digits_vqgan.py --workdir /work/runs/vqgan_digits
+python -m jaxgen.main --config experiments/vqgan/digits_vqgan.py --workdir runs/vqgan_digits
 Variants: gan (500 more steps with the adversarial loss), smoke.
 Hardware: two CPU cores; about 20 minutes for the default 1000 steps on a shared machine (docs/vqgan.md).
 Settings: VQModel ch 32, ch_mult (1, 2) (f = 2), one ResnetBlock per level, no attention outside the

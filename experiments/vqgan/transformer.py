@@ -8,7 +8,7 @@
 Variants:
   digits        CPU scale (two cores, ~12 minutes): class-conditional GPT (3 layers, 4 heads, width 96,
                 dropout 0.1) on the 8×8 codes (128-entry codebook) of the stage-1 digits run
-                ``experiments/vqgan/digits_vqgan.py`` in /work/runs/vqgan_digits (``task.stage1_workdir``);
+                ``experiments/vqgan/digits_vqgan.py`` in runs/vqgan_digits (``task.stage1_workdir``);
                 the label is the prefix token; AdamW (0.9, 0.95), wd 0.01 on Linear weights, lr 1e-3 cosine
                 with 100 warm-up steps (taming's 4.5e-6·batch is for days on GPUs), batch 32, 3000 steps,
                 EMA 0.999; samples at t = 1, no top-k. Measured (docs/vqgan.md): ``digits_fd`` fd 0.74 on 297
@@ -83,7 +83,7 @@ def get_config(arg=None):
   c.model.overrides = ml_collections.ConfigDict(dict(vocab_size=128, block_size=64, n_layer=3, n_head=4,
                                                      n_embd=96, embd_pdrop=0.1, resid_pdrop=0.1,
                                                      attn_pdrop=0.1))
-  task_config(c, stage1_workdir="/work/runs/vqgan_digits", conditional=True, num_classes=10,
+  task_config(c, stage1_workdir="runs/vqgan_digits", conditional=True, num_classes=10,
               sample_batch_size=100)
   taming_optimizer(c, batch_size=c.batch_size)
   c.optimizer.learning_rate = 1e-3

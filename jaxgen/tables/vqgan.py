@@ -1,7 +1,7 @@
 """VQGAN first-stage tables: our networks against taming-transformers' modules, and the reconstruction FIDs.
 
 ``python -m jaxgen.tables vqgan``. Reference counts come from taming's modules (CompVis/taming-transformers,
-HEAD 3ba01b2) built in torch with the same configurations: ``/work/torchenv/bin/python
+HEAD 3ba01b2) built in torch with the same configurations: ``python
 scripts/make_taming_fixture.py --counts`` (parameters: sum of ``numel`` over ``parameters()``; multiply-adds:
 torch's ``FlopCounterMode`` on meta tensors, FLOPs / 2, at batch 1 and 256²). Ours: the ``params`` collection
 of the registered model and ``jaxgen.flops.count_macs`` (a traced forward, nothing computed). Numerical

@@ -16,7 +16,7 @@ from jaxgen.models.vqgan import ActNorm
 from tests.fixtures.fast_compile import jit_fast
 
 # taming-transformers (CompVis, HEAD 3ba01b2) modules built in torch with the same configurations:
-# `/work/torchenv/bin/python scripts/make_taming_fixture.py --counts` (sum of p.numel() over parameters()).
+# `python scripts/make_taming_fixture.py --repo GITDIR --counts` (sum of p.numel() over parameters()).
 # ImageNet f16: configs/imagenet_vqgan.yaml ddconfig; encoder 29,298,176, decoder 42,449,795, codebook K·256,
 # quant_conv and post_quant_conv 65,792 each.
 TAMING_COUNTS = {
