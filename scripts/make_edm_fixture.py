@@ -37,7 +37,6 @@ from __future__ import annotations
 import argparse
 import os
 import pickle
-import subprocess
 import sys
 import tempfile
 import types
@@ -45,21 +44,16 @@ import types
 import numpy as np
 import torch
 
+from _upstream import import_sources  # scripts/_upstream.py
+
 FILES = ["dnnlib/__init__.py", "dnnlib/util.py", "torch_utils/__init__.py", "torch_utils/persistence.py",
          "torch_utils/misc.py", "torch_utils/training_stats.py", "torch_utils/distributed.py",
          "training/__init__.py", "training/networks.py", "training/loss.py", "training/augment.py"]
 
 
 def import_edm(repo: str, tmp: str):
-  for f in FILES:
-    src = subprocess.run(["git", f"--git-dir={repo}", "show", f"HEAD:{f}"], check=True,
-                         capture_output=True).stdout
-    path = os.path.join(tmp, f)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "wb") as fh:
-      fh.write(src)
+  import_sources(repo, tmp, FILES)
   sys.modules.setdefault("requests", types.ModuleType("requests"))   # dnnlib.util's download helper only
-  sys.path.insert(0, tmp)
   import dnnlib  # noqa: F401
   from training import augment, loss, networks
   return networks, loss, augment

@@ -29,12 +29,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
-import sys
 import tempfile
 
 import numpy as np
 import torch
+
+from _upstream import import_sources  # scripts/_upstream.py
 
 FILES = ["taming/modules/diffusionmodules/model.py", "taming/modules/vqvae/quantize.py",
          "taming/modules/discriminator/model.py", "taming/modules/util.py"]
@@ -48,16 +48,9 @@ DISC = dict(input_nc=3, ndf=8, n_layers=2)
 
 
 def import_taming(repo: str, tmp: str):
-  for f in FILES:
-    src = subprocess.run(["git", f"--git-dir={repo}", "show", f"HEAD:{f}"], check=True,
-                         capture_output=True).stdout
-    path = os.path.join(tmp, f)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "wb") as fh:
-      fh.write(src)
+  import_sources(repo, tmp, FILES)
   for d, _, _ in os.walk(os.path.join(tmp, "taming")):
     open(os.path.join(d, "__init__.py"), "a").close()
-  sys.path.insert(0, tmp)
   import taming.modules.diffusionmodules.model as model
   import taming.modules.discriminator.model as disc
   import taming.modules.vqvae.quantize as quantize

@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import types
@@ -33,6 +32,8 @@ import types
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from _upstream import import_sources  # scripts/_upstream.py
 
 TINY = dict(vocab_size=24, block_size=12, n_layer=2, n_head=2, n_embd=16)
 RELEASED = {  # taming's configs of the released transformers (docs/vqgan.md, stage 2)
@@ -43,15 +44,10 @@ BATCH = 3
 
 
 def import_mingpt(repo: str, tmp: str):
-  src = subprocess.run(["git", f"--git-dir={repo}", "show", "HEAD:taming/modules/transformer/mingpt.py"],
-                       check=True, capture_output=True).stdout.decode()
   stub = types.ModuleType("transformers")
   stub.top_k_top_p_filtering = None
   sys.modules.setdefault("transformers", stub)
-  path = os.path.join(tmp, "mingpt.py")
-  with open(path, "w") as fh:
-    fh.write(src)
-  sys.path.insert(0, tmp)
+  import_sources(repo, tmp, {"taming/modules/transformer/mingpt.py": "mingpt.py"})
   import mingpt
   return mingpt
 

@@ -42,6 +42,8 @@ import sys
 
 import numpy as np
 
+from jaxgen.convert import _common
+
 _DTYPES = {"F64": "<f8", "F32": "<f4", "F16": "<f2", "I64": "<i8", "I32": "<i4", "I16": "<i2", "I8": "i1",
            "U8": "u1", "BOOL": "?"}
 
@@ -199,41 +201,16 @@ def convert_state_dict(sd: dict[str, np.ndarray], resolution: int = 32, model: s
 
 
 def check_shapes(flat: dict[str, np.ndarray], meta: dict) -> None:
-  import jax
-
-  from jaxgen import models
-  shapes = models.init_shapes(meta["model"], **meta["overrides"])
-  want = {"/".join(str(getattr(p, "key", p)) for p in path): tuple(leaf.shape)
-          for path, leaf in jax.tree_util.tree_flatten_with_path(dict(shapes))[0]}
-  missing, extra = sorted(set(want) - set(flat)), sorted(set(flat) - set(want))
-  if missing or extra:
-    raise DdpmConvertError(f"the converted weights do not match {meta['model']}: missing {missing[:5]}, "
-                           f"unexpected {extra[:5]}.")
-  for k, shape in want.items():
-    if tuple(flat[k].shape) != shape:
-      raise DdpmConvertError(f"{k}: converted shape {flat[k].shape} but {meta['model']} has {shape}.")
+  """Every variable of the registry network ``meta`` names, with its shape; else ``DdpmConvertError``."""
+  _common.check_shapes(flat, meta, DdpmConvertError)
 
 
-def unflatten(flat: dict[str, np.ndarray]) -> dict:
-  out: dict = {}
-  for k, v in flat.items():
-    *mods, leaf = k.split("/")
-    d = out
-    for m in mods:
-      d = d.setdefault(m, {})
-    d[leaf] = v
-  return out
+unflatten = _common.unflatten
 
 
 def load(path) -> tuple[dict, dict]:
   """``(variables {'params': ...}, meta)`` of a converted file, shapes checked."""
-  with np.load(path, allow_pickle=False) as z:
-    if "meta" not in z.files:
-      raise DdpmConvertError(f"{path} has no 'meta' entry: convert with python -m jaxgen.convert.ddpm.")
-    meta = json.loads(str(z["meta"]))
-    flat = {k: np.asarray(z[k]) for k in z.files if k != "meta"}
-  check_shapes(flat, meta)
-  return unflatten(flat), meta
+  return _common.load(path, DdpmConvertError, "jaxgen.convert.ddpm")
 
 
 def main(argv=None) -> int:
@@ -262,7 +239,7 @@ def main(argv=None) -> int:
   except (DdpmConvertError, OSError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
-  np.savez(args.output, meta=np.asarray(json.dumps(meta)), **flat)
+  _common.save(args.output, flat, meta)
   n = sum(v.size for v in flat.values())
   print(f"{args.output}: {meta['model']}, {n:,} parameters; model.overrides={json.dumps(meta['overrides'])}")
   return 0

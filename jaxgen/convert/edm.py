@@ -56,6 +56,8 @@ from typing import Any
 
 import numpy as np
 
+from jaxgen.convert import _common
+
 
 class EdmPickleError(ValueError):
   """The file is not an EDM network pickle this reader accepts (the message names what and why)."""
@@ -462,54 +464,18 @@ def convert_records(top: PersistentObject, net: PersistentObject, tensors: dict[
   return flat, meta
 
 
-def _shape_tree(meta: dict) -> dict[str, tuple]:
-  from jaxgen import models
-  import jax
-
-  kw = dict(meta["overrides"])
-  shapes = models.init_shapes(meta["model"], **kw)
-  out = {}
-  for path, leaf in jax.tree_util.tree_flatten_with_path(dict(shapes))[0]:
-    out["/".join(str(getattr(p, "key", p)) for p in path)] = tuple(leaf.shape)
-  return out
-
-
 def check_shapes(flat: dict[str, np.ndarray], meta: dict) -> None:
-  want = _shape_tree(meta)
-  missing = sorted(set(want) - set(flat))
-  extra = sorted(set(flat) - set(want))
-  if missing or extra:
-    raise EdmPickleError(f"the converted tensors do not match {meta['model']}: missing {missing[:5]}, "
-                         f"unexpected {extra[:5]}.")
-  for k, shape in want.items():
-    if tuple(flat[k].shape) != shape:
-      raise EdmPickleError(f"{k}: converted shape {flat[k].shape} but {meta['model']} has {shape}.")
+  """Every variable of the registry network ``meta`` names, with its shape; else ``EdmPickleError``."""
+  _common.check_shapes(flat, meta, EdmPickleError)
 
 
-def unflatten(flat: dict[str, np.ndarray]) -> dict:
-  out: dict = {}
-  for k, v in flat.items():
-    d = out
-    *mods, leaf = k.split("/")
-    for m in mods:
-      d = d.setdefault(m, {})
-    d[leaf] = v
-  return out
-
-
-def save(path, flat: dict[str, np.ndarray], meta: dict) -> None:
-  np.savez(path, meta=np.asarray(json.dumps(meta)), **flat)
+unflatten = _common.unflatten
+save = _common.save
 
 
 def load(path) -> tuple[dict, dict]:
   """``(variables {'params': ..., ['constants': ...]}, meta)`` of a converted file, shapes checked."""
-  with np.load(path, allow_pickle=False) as z:
-    if "meta" not in z.files:
-      raise EdmPickleError(f"{path} has no 'meta' entry: convert with python -m jaxgen.convert.edm.")
-    meta = json.loads(str(z["meta"]))
-    flat = {k: np.asarray(z[k]) for k in z.files if k != "meta"}
-  check_shapes(flat, meta)
-  return unflatten(flat), meta
+  return _common.load(path, EdmPickleError, "jaxgen.convert.edm")
 
 
 def load_into(path, like: dict) -> dict:
@@ -531,7 +497,7 @@ def load_into(path, like: dict) -> dict:
   leaves, treedef = jax.tree_util.tree_flatten_with_path(like)
   out, used = [], set()
   for p, leaf in leaves:
-    key = "/".join(str(getattr(q, "key", q)) for q in p)
+    key = _common.path_key(p)
     if key not in flat:
       raise ConfigError(f"model.init_from={path} has no {key}: {hint}.")
     if tuple(flat[key].shape) != tuple(leaf.shape):

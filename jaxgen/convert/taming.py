@@ -41,6 +41,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from jaxgen.convert import _common
 from jaxgen.errors import ConfigError
 
 VQ_PREFIXES = ("encoder.", "decoder.", "quant_conv.", "post_quant_conv.", "quantize.")
@@ -134,18 +135,8 @@ def _convert(sd: Mapping[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]
 
 def _check(flat: Mapping[str, np.ndarray], prefix: str, ref) -> None:
   """Same keys and shapes as ``ref`` (the network's variables as shape structs)."""
-  import jax
-
-  ref_flat = {"/".join([prefix, *(str(getattr(p, "key", p)) for p in path)]): x
-              for path, x in jax.tree_util.tree_flatten_with_path(ref)[0]}
   ours = {k: v for k, v in flat.items() if k.startswith(prefix + "/") and not k.endswith("/config")}
-  missing, extra = sorted(set(ref_flat) - set(ours)), sorted(set(ours) - set(ref_flat))
-  if missing or extra:
-    raise ValueError(f"{prefix}: converted tensors do not match the network (missing {missing[:3]}, "
-                     f"unexpected {extra[:3]}).")
-  for k, x in ref_flat.items():
-    if tuple(ours[k].shape) != tuple(x.shape):
-      raise ValueError(f"{k}: shape {ours[k].shape} after conversion, the network has {x.shape}.")
+  _common.check_flat(ours, _common.tree_shapes(ref, prefix), f"the {prefix} network", ValueError)
 
 
 def _vq_shapes(cfg: dict):
@@ -202,16 +193,8 @@ def convert_state_dict(state_dict: Mapping[str, Any], *, resolution: int = 256) 
 
 
 def _unflatten(flat: Mapping[str, np.ndarray], prefix: str) -> dict:
-  tree: dict = {}
-  for k, v in flat.items():
-    if not k.startswith(prefix + "/") or k == f"{prefix}/config":
-      continue
-    *path, leaf = k[len(prefix) + 1:].split("/")
-    node = tree
-    for p in path:
-      node = node.setdefault(p, {})
-    node[leaf] = np.asarray(v)
-  return tree
+  return _common.unflatten({k[len(prefix) + 1:]: v for k, v in flat.items()
+                            if k.startswith(prefix + "/") and k != f"{prefix}/config"})
 
 
 def _load(path: str, prefix: str, what: str) -> tuple[dict, dict, dict]:

@@ -30,6 +30,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from jaxgen.convert import _common
 from jaxgen.errors import ConfigError
 
 __all__ = ["convert_transformer", "load_gpt", "KNOWN_HEADS"]
@@ -103,17 +104,6 @@ def convert_transformer(state_dict: Mapping[str, Any], *, n_head: int | None = N
   return out
 
 
-def _unflatten(flat: Mapping[str, np.ndarray]) -> dict:
-  tree: dict = {}
-  for k, v in flat.items():
-    *path, leaf = k.split("/")
-    node = tree
-    for p in path:
-      node = node.setdefault(p, {})
-    node[leaf] = np.asarray(v)
-  return tree
-
-
 def load_gpt(path: str, *, n_head: int | None = None) -> tuple[dict, dict]:
   """(GPT overrides, variables ``{'params': ...}``) from a converted ``.npz``; shapes checked."""
   if not path or not os.path.exists(path):
@@ -132,7 +122,7 @@ def load_gpt(path: str, *, n_head: int | None = None) -> tuple[dict, dict]:
     raise ConfigError(f"{path!r}: the GPT's number of heads is not in the checkpoint (width "
                       f"{cfg['n_embd']}); "
                       "pass it as load_gpt(path, n_head=...) from the model's config.yaml.")
-  params = _unflatten({k[len(prefix) + len("params/"):]: v for k, v in flat.items()
+  params = _common.unflatten({k[len(prefix) + len("params/"):]: v for k, v in flat.items()
                        if k.startswith(prefix + "params/")})
   _check(cfg, params)
   return cfg, {"params": params}

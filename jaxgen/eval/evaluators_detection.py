@@ -124,8 +124,14 @@ def save_picture(path: str, views, class_names, *, threshold: float = 0.5, zoom:
   grid.save(path)
 
 
-def _facts(fns) -> dict:
-  return dict(fns.get("data") or {})
+def _facts(fns, evaluator: str) -> tuple[dict, int]:
+  """The task's 'data' facts and their number of classes (without it, a ConfigError naming ``evaluator``)."""
+  facts = dict(fns.get("data") or {})
+  k = int(facts.get("num_classes", 0))
+  if not k:
+    raise ConfigError(f"the {evaluator} evaluator needs the number of classes in the task's 'data' facts: "
+                      "use it with the detection task and a jaxgen.data.detection data set.")
+  return facts, k
 
 
 @register("voc_map", needs=("detect", "data"), batches=True,
@@ -144,11 +150,7 @@ def voc_map(fns, key, batches, *, metric: str = "voc07", iou_threshold: float = 
   from jaxgen.eval import detection as ap_lib  # noqa: PLC0415
 
   del key
-  facts = _facts(fns)
-  k = int(facts.get("num_classes", 0))
-  if not k:
-    raise ConfigError("the voc_map evaluator needs the number of classes in the task's 'data' facts: use it "
-                      "with the detection task and a jaxgen.data.detection data set.")
+  facts, k = _facts(fns, "voc_map")
   offset = pixel_offset if pixel_offset >= 0 else (1.0 if facts.get("family") == "voc" else 0.0)
   names = list(facts.get("class_names", ())) or None
   meter = ap_lib.VocMeter(k, iou_threshold=iou_threshold, use_07_metric=(metric == "voc07"),
@@ -182,11 +184,7 @@ def coco_ap(fns, key, batches, *, limit: int = 0) -> dict:
   from jaxgen.eval import detection as ap_lib  # noqa: PLC0415
 
   del key
-  facts = _facts(fns)
-  k = int(facts.get("num_classes", 0))
-  if not k:
-    raise ConfigError("the coco_ap evaluator needs the number of classes in the task's 'data' facts: use it "
-                      "with the detection task and a jaxgen.data.detection data set.")
+  facts, k = _facts(fns, "coco_ap")
   ids = None
   if facts.get("family") == "coco":
     from jaxgen.data.detection import COCO_CATEGORY_IDS  # noqa: PLC0415

@@ -65,12 +65,17 @@ def _ln(name):
   return nn.LayerNorm(epsilon=1e-5, dtype=jnp.float32, param_dtype=jnp.float32, name=name)
 
 
-class CausalSelfAttention(nn.Module):
+class _Widths(nn.Module):
+  """The fields an attention layer and a block share (a block passes them on to its attention)."""
+
   n_embd: int
   n_head: int
   attn_pdrop: float = 0.0
   resid_pdrop: float = 0.0
   dtype: Any = jnp.float32
+
+
+class CausalSelfAttention(_Widths):
 
   def setup(self):
     self.key = _dense(self.n_embd, "key", self.dtype)
@@ -104,12 +109,7 @@ class CausalSelfAttention(nn.Module):
     return self.attend(q, k, v, mask, train), (k, v)
 
 
-class GPTBlock(nn.Module):
-  n_embd: int
-  n_head: int
-  attn_pdrop: float = 0.0
-  resid_pdrop: float = 0.0
-  dtype: Any = jnp.float32
+class GPTBlock(_Widths):
 
   def setup(self):
     self.ln1 = _ln("ln1")
@@ -124,11 +124,14 @@ class GPTBlock(nn.Module):
     h = nn.gelu(self.mlp_fc(self.ln2(x).astype(self.dtype)), approximate=False)   # torch nn.GELU(): erf
     return self.mlp_drop(self.mlp_proj(h), deterministic=not train)
 
+  def _residuals(self, x, a, train):
+    """x + attention output a, then + the MLP of that (pre-LN, as minGPT's Block)."""
+    x = x + a.astype(x.dtype)
+    return x + self.mlp(x, train).astype(x.dtype)
+
   def __call__(self, x, mask, train: bool = False):
     a, kv = self.attn(self.ln1(x).astype(self.dtype), mask, train)
-    x = x + a.astype(x.dtype)
-    x = x + self.mlp(x, train).astype(x.dtype)
-    return x, kv
+    return self._residuals(x, a, train), kv
 
   def step(self, x, pos, k_cache, v_cache):
     """One position: x [B,1,C]; writes this position's k/v into the caches [B,H,T,hd] at ``pos``."""
@@ -137,9 +140,7 @@ class GPTBlock(nn.Module):
     v_cache = jax.lax.dynamic_update_slice(v_cache, v.astype(v_cache.dtype), (0, 0, pos, 0))
     mask = (jnp.arange(k_cache.shape[2]) <= pos)[None, None, None, :]
     a = self.attn.attend(q, k_cache.astype(self.dtype), v_cache.astype(self.dtype), mask, False)
-    x = x + a.astype(x.dtype)
-    x = x + self.mlp(x, False).astype(x.dtype)
-    return x, k_cache, v_cache
+    return self._residuals(x, a, False), k_cache, v_cache
 
 
 class GPT(nn.Module):

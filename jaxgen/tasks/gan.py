@@ -64,7 +64,7 @@ from jaxgen.tasks import base
 
 log = logging.getLogger("jaxgen")
 
-__all__ = ["GanConfig", "CriticConfig", "GanState", "Task", "generator_steps"]
+__all__ = ["GanConfig", "CriticConfig", "GanState", "Task", "generator_steps", "apply_with_state"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,8 +131,9 @@ def generator_steps(num_critic_steps: int, n_critic: int, schedule: str) -> int:
   return lo
 
 
-def _apply(module, params, state, x, train: bool):
-  """Forward pass; with ``train`` the non-trainable collections are mutable and returned updated."""
+def apply_with_state(module, params, state, x, train: bool):
+  """``(output, state)`` of one forward pass; with ``train`` the non-trainable collections (``state``:
+  batch_stats, spectral, ...) are mutable and returned updated (also the vqgan task's discriminator)."""
   variables = {"params": params, **state}
   if train and state:
     out, new = module.apply(variables, x, train=True, mutable=list(state))
@@ -198,8 +199,8 @@ class Task(base.Task):
     return lambda x: self.critic.apply({"params": params, **state}, x, train=False)
 
   def _critic_loss(self, dparams, dstate, real, fake, key):
-    d_real, dstate = _apply(self.critic, dparams, dstate, real, True)
-    d_fake, dstate = _apply(self.critic, dparams, dstate, fake, True)
+    d_real, dstate = apply_with_state(self.critic, dparams, dstate, real, True)
+    d_fake, dstate = apply_with_state(self.critic, dparams, dstate, fake, True)
     d_loss = self.loss_fn.d(d_real, d_fake)
     total = d_loss
     aux = dict(d_loss=d_loss, d_real=jnp.mean(d_real), d_fake=jnp.mean(d_fake),
@@ -221,8 +222,8 @@ class Task(base.Task):
     n = self.gen_batch or None
 
     def g_loss(gparams, gstate, z):
-      fake, gstate = _apply(self.generator, gparams, gstate, z, True)
-      d_fake, _ = _apply(self.critic, dparams, dstate, fake, True)   # critic stats untouched
+      fake, gstate = apply_with_state(self.generator, gparams, gstate, z, True)
+      d_fake, _ = apply_with_state(self.critic, dparams, dstate, fake, True)   # critic stats untouched
       return self.loss_fn.g(d_fake), gstate
 
     def run(operand):
@@ -247,7 +248,8 @@ class Task(base.Task):
     bsz = real.shape[0]
     k_z, k_gp, k_g = (jax.random.fold_in(key, i) for i in range(3))
     # critic update on one batch
-    fake, gstate = _apply(self.generator, state.params, state.model_state, self._latents(k_z, bsz), True)
+    z = self._latents(k_z, bsz)
+    fake, gstate = apply_with_state(self.generator, state.params, state.model_state, z, True)
     fake = jax.lax.stop_gradient(fake)
     (total, (dstate, aux)), dgrads = jax.value_and_grad(self._critic_loss, has_aux=True)(
         state.critic_params, state.critic_state, real, fake, k_gp)

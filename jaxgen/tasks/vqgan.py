@@ -69,6 +69,7 @@ from jaxgen.config_schema import option
 from jaxgen.errors import ConfigError
 from jaxgen.eval import evaluators
 from jaxgen.tasks import base
+from jaxgen.tasks.gan import apply_with_state as _apply   # the discriminator's forward pass
 
 log = logging.getLogger("jaxgen")
 
@@ -148,15 +149,6 @@ def adaptive_weight(nll_grad, g_grad, disc_weight: float):
   a = jnp.sqrt(jnp.sum(jnp.square(nll_grad.astype(jnp.float32))))
   b = jnp.sqrt(jnp.sum(jnp.square(g_grad.astype(jnp.float32))))
   return jnp.clip(a / (b + 1e-4), 0.0, 1e4) * disc_weight
-
-
-def _apply(module, params, state, x, train: bool):
-  """Forward pass; with ``train`` the non-trainable collections are mutable and returned updated."""
-  variables = {"params": params, **state}
-  if train and state:
-    out, new = module.apply(variables, x, train=True, mutable=list(state))
-    return out, {**state, **new}
-  return module.apply(variables, x, train=train), state
 
 
 def _forward(m, x, train: bool):
