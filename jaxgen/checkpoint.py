@@ -11,16 +11,26 @@ Retention: the newest ``keep`` checkpoints, plus every multiple of ``keep_every`
 ``restore_latest`` walks the steps newest first; a checkpoint that cannot be read (truncated or
 corrupted files) is skipped with a warning naming the step and the error, and, when
 ``quarantine=True`` (training), moved to ``workdir/checkpoints_corrupt/<step>`` so the resumed run
-can write that step again.
+can write that step again. A checkpoint whose tree structure or shapes differ from the state the config
+builds (a changed model) is not corrupt: ``restore_latest`` raises ``ConfigError`` naming the differing
+leaves and leaves every file in place.
+
+One run per workdir: ``WorkdirLock`` is an exclusive ``flock`` on ``workdir/jaxgen.lock`` (holding the
+holder's pid, host and start time for the message), taken by training before its first write. The
+operating system releases it when the process ends, however it ends, so a stale lock file of a dead
+process never blocks a new run.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import errno
+import fcntl
 import json
 import logging as _pylogging
 import os
 import shutil
+import socket
 import time
 from typing import Any
 
@@ -29,7 +39,77 @@ import numpy as np
 import orbax.checkpoint as ocp
 from etils import epath
 
+from jaxgen.errors import ConfigError
+
 log = _pylogging.getLogger("jaxgen")
+
+LOCK_FILE = "jaxgen.lock"
+
+
+class WorkdirLock:
+  """Exclusive lock of a workdir for one training process (``acquire`` / ``release``).
+
+  ``fcntl.flock`` on an open file of ``workdir/jaxgen.lock``: a second holder (another process, or
+  another ``WorkdirLock`` in this one) is refused at once with ``ConfigError`` naming the holder. The
+  lock dies with its process, so a lock file left by a killed run does not block; the file itself
+  stays (deleting it would race with a process about to lock it).
+  """
+
+  def __init__(self, workdir: str):
+    self.path = os.path.join(os.path.abspath(workdir), LOCK_FILE)
+    self._fd: int | None = None
+
+  def acquire(self) -> "WorkdirLock":
+    os.makedirs(os.path.dirname(self.path), exist_ok=True)
+    fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+      fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as e:
+      holder = os.pread(fd, 4096, 0).decode("utf-8", "replace").strip() or "another process"
+      os.close(fd)
+      if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+        raise
+      raise ConfigError(f"--workdir {os.path.dirname(self.path)} is in use by {holder}: wait for that run "
+                        "to end (or stop it), or pass another --workdir.") from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, (f"pid {os.getpid()} on host {socket.gethostname()} (since "
+                   f"{time.strftime('%Y-%m-%d %H:%M:%S %Z')})\n").encode(), 0)
+    self._fd = fd
+    return self
+
+  def release(self) -> None:
+    if self._fd is not None:
+      try:
+        os.ftruncate(self._fd, 0)
+      except OSError:
+        pass
+      fcntl.flock(self._fd, fcntl.LOCK_UN)
+      os.close(self._fd)
+      self._fd = None
+
+  def __enter__(self):
+    return self.acquire()
+
+  def __exit__(self, *exc):
+    self.release()
+
+
+def _leaf_path(path) -> str:
+  """A tree path as dotted names, the same for a dataclass/namedtuple state and orbax's dict/list tree."""
+  parts = []
+  for k in path:
+    for attr in ("key", "name", "idx"):
+      if hasattr(k, attr):
+        parts.append(str(getattr(k, attr)))
+        break
+    else:
+      parts.append(str(k))
+  return ".".join(parts)
+
+
+def _shapes(tree) -> dict[str, tuple]:
+  leaves = jax.tree_util.tree_flatten_with_path(tree, is_leaf=lambda x: x is None)[0]
+  return {_leaf_path(p): tuple(getattr(x, "shape", ()) or ()) for p, x in leaves if x is not None}
 
 
 def _json_default(o):
@@ -137,11 +217,14 @@ class Checkpointer:
     steps = sorted(self.manager.all_steps(), reverse=True)
     skipped = []
     for step in steps:
+      # Leaves of differing shapes are certain from the metadata alone: refuse before reading arrays.
+      self._refuse_mismatch(step, self.mismatch(step, abstract_state, shapes_only=True))
       try:
         state, data_state = self.restore(step, abstract_state)
         # Reading is lazy in places: touch every leaf so corrupt bytes surface here.
         jax.block_until_ready(state)
       except Exception as e:  # noqa: BLE001 - any failure to read means: try an older step
+        self._refuse_mismatch(step, self.mismatch(step, abstract_state), e)
         reason = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:300]
         log.warning("checkpoint at step %d in %s is unreadable (%s); skipping it and falling back "
                     "to an older checkpoint.", step, self.directory, reason)
@@ -157,6 +240,34 @@ class Checkpointer:
       raise RuntimeError(f"every checkpoint in {self.directory} is unreadable (steps "
                          f"{', '.join(map(str, skipped))}); move that folder away to start afresh.")
     return None
+
+  def _refuse_mismatch(self, step: int, mismatch: str, cause: BaseException | None = None) -> None:
+    if mismatch:  # a different model, not a corrupt file: refuse, move nothing
+      raise ConfigError(
+          f"the checkpoint of step {step} in {self.directory} does not fit the state this config "
+          f"builds ({mismatch}); resume with the config that wrote it, or pass another --workdir.") from cause
+
+  def mismatch(self, step: int, abstract_state: Any, most: int = 6, shapes_only: bool = False) -> str:
+    """The leaves whose presence or shape differ between checkpoint ``step`` and ``abstract_state``,
+    as text ('' when they agree, or when the checkpoint's metadata is unreadable: then it is corrupt).
+    ``shapes_only``: only leaves present in both with different shapes. Parameters (``params.``)
+    are named first."""
+    try:
+      meta = ocp.StandardCheckpointHandler().metadata(epath.Path(self.directory) / str(step) / "state")
+      saved = _shapes(getattr(meta, "tree", meta))
+    except Exception:  # noqa: BLE001 - unreadable metadata: a corrupt checkpoint, not a mismatch
+      return ""
+    if not saved:
+      return ""
+    want = _shapes(abstract_state)
+    order = lambda keys: sorted(keys, key=lambda k: (not k.startswith("params."), k))  # noqa: E731
+    diffs = [f"{k}: {saved[k]} in the checkpoint, {want[k]} here" for k in order(saved.keys() & want.keys())
+             if saved[k] != want[k]]
+    if not shapes_only:
+      diffs += [f"{k} only in the checkpoint" for k in order(saved.keys() - want.keys())]
+      diffs += [f"{k} only in this config's state" for k in order(want.keys() - saved.keys())]
+    more = f" and {len(diffs) - most} more" if len(diffs) > most else ""
+    return "; ".join(diffs[:most]) + more
 
   def _quarantine(self, step: int) -> None:
     if jax.process_index() == 0:

@@ -6,6 +6,13 @@ An experiment file ``experiments/<family>/<name>.py`` defines ``get_config(arg=N
 ``--config.key=value`` is an error. Keys here mean the same thing in every family; ``task`` holds the
 family's own keys (read by the task's typed config) and ``evals`` the evaluations
 (``jaxgen.eval.evaluators``).
+
+These are the only keys an experiment file may set outside ``task``, ``evals`` and
+``model.overrides`` (the model's constructor keywords): a misspelt ``c.batch_sise = 4`` is refused by
+``jaxgen.train.validate_config`` with a did-you-mean, as on the command line. Exceptions: the optional
+keys of ``jaxgen.train._OPTIONAL_KEYS`` (read with a default, e.g. ``optimizer.rms_initial_scale``)
+and the ``data`` keys of a data module named by its path (``data.name = 'jaxgen.data.detection'``),
+which that module reads.
 """
 
 from __future__ import annotations

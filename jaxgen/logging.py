@@ -4,8 +4,9 @@ Only process 0 of a multi-host run writes (the writers here are no-ops elsewhere
 
 - ``MetricWriter(workdir)``: ``write(step, metrics)`` appends one JSON object per call to
   ``workdir/metrics.jsonl`` (``{"step": N, ...}``; after a resume a step may appear twice and readers
-  keep the last record) and scalars to TensorBoard (``workdir/tensorboard``, tensorboardX, no
-  TensorFlow). ``read_metrics(workdir)`` reads the file back, last record per step.
+  keep the last record; a file deleted or replaced mid-run is recreated, with a warning) and
+  scalars to TensorBoard (``workdir/tensorboard``, tensorboardX, no TensorFlow).
+  ``read_metrics(workdir)`` reads the file back, last record per step.
 - ``Progress``: a tqdm bar (step, loss, img/s, ETA) on interactive terminals, plain periodic lines
   otherwise.
 - ``save_image_grid(images, path)`` / ``save_scatter(points, path)``: PNGs of samples. Grids of
@@ -50,9 +51,25 @@ class MetricWriter:
     self.enabled = enabled
     self._tb = None
     self._file = None
+    self.path = os.path.join(workdir, "metrics.jsonl")
     if enabled:
       os.makedirs(workdir, exist_ok=True)
-      self._file = open(os.path.join(workdir, "metrics.jsonl"), "a", encoding="utf-8")
+      self._file = open(self.path, "a", encoding="utf-8")
+
+  def _reopen_if_gone(self) -> None:
+    """Reopens ``metrics.jsonl`` (with a warning) when it was deleted or replaced since it was opened."""
+    try:
+      st = os.stat(self.path)
+      mine = os.fstat(self._file.fileno())
+      if (st.st_dev, st.st_ino) == (mine.st_dev, mine.st_ino):
+        return
+    except FileNotFoundError:
+      pass
+    log.warning("%s was deleted or replaced during the run: writing the following records to a new "
+                "file there (the earlier ones are lost).", self.path)
+    self._file.close()
+    os.makedirs(self.workdir, exist_ok=True)
+    self._file = open(self.path, "a", encoding="utf-8")
 
   def _writer(self):
     if self._tb is None:
@@ -69,6 +86,7 @@ class MetricWriter:
         record[k] = s
     if not self.enabled:
       return record
+    self._reopen_if_gone()
     self._file.write(json.dumps(record) + "\n")
     self._file.flush()
     tb = self._writer()

@@ -3,7 +3,10 @@
 Flags: ``--mode train|eval|sample`` (default train), ``--num_samples N`` (``--mode sample``), and
 ``--config.a.b=value`` overrides of the (locked) config: a mistyped key or a value of the wrong type
 is an error. Training resumes from ``DIR/checkpoints`` when it holds checkpoints of a compatible run.
-The work itself lives in ``jaxgen.train``; user errors print one line and exit with status 2. Every
+The work itself lives in ``jaxgen.train``. Exit status: 0 the mode finished; 2 a user error (one line:
+the cause and the fix; also a full disk, and a workdir another trainer holds); 1 training stopped on a
+non-finite loss (one line); 75 (EX_TEMPFAIL) SIGTERM stopped training after saving a checkpoint: the
+run is unfinished and rerunning the same command resumes it (schedulers: requeue on 75). Every
 mode ends by printing ``jaxgen.train.summary(DIR)``: where the results are (workdir, metrics.jsonl,
 the last checkpoint, the sample PNG) and the headline numbers (the last evaluation's metrics and the
 last training record).
@@ -51,9 +54,27 @@ flags.DEFINE_string("compilation_cache_dir", default_cache_dir(),
                     "else $XDG_CACHE_HOME/jaxgen/xla (~/.cache/jaxgen/xla).")
 
 
+EXIT_PREEMPTED = 75  # EX_TEMPFAIL (sysexits.h): try again later, i.e. requeue
+
+
 def _fail(msg: str, status: int = 2):
   print(f"jaxgen: error: {msg}", file=sys.stderr, flush=True)
   sys.exit(status)
+
+
+class _DiskFullFilter(logging.Filter):
+  """Drops log records (orbax's, on the absl logger) that report a full disk: ``DiskFullError`` follows."""
+
+  def __init__(self, is_disk_full):
+    super().__init__()
+    self.is_disk_full = is_disk_full
+
+  def filter(self, record: logging.LogRecord) -> bool:
+    exc = record.exc_info[1] if record.exc_info else None
+    if exc is not None and self.is_disk_full(exc):
+      return False
+    text = record.getMessage()
+    return not ("No space left on device" in text or "os_error_code='28'" in text)
 
 
 def _override_error(argv, e: Exception) -> str:
@@ -138,10 +159,13 @@ def main(argv):
   enable_compilation_cache(FLAGS.compilation_cache_dir, explicit=FLAGS["compilation_cache_dir"].present)
   from jaxgen import train  # imported here so flag errors do not pay for importing JAX
 
+  # A full disk makes orbax's save threads log a traceback each; the launcher says it in one line.
+  logging.getLogger("absl").addFilter(_DiskFullFilter(train.is_disk_full))
+
   try:
     samples = ()
     if FLAGS.mode == "train":
-      train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
+      train.train_and_evaluate(FLAGS.config, FLAGS.workdir, raise_on_preemption=True)
     elif FLAGS.mode == "eval":
       train.evaluate(FLAGS.config, FLAGS.workdir)
     else:
@@ -156,6 +180,11 @@ def main(argv):
     _fail(str(e))
   except train.NonFiniteError as e:
     _fail(str(e), status=1)
+  except train.DiskFullError as e:
+    _fail(e.strerror or str(e))
+  except train.Preempted as e:
+    print(f"jaxgen: stopped: {e}", file=sys.stderr, flush=True)
+    sys.exit(EXIT_PREEMPTED)
 
 
 if __name__ == "__main__":

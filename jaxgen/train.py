@@ -27,8 +27,8 @@ multiples of ``every`` and at ``total = num_train_steps``; ``every = 0`` means o
               (``lr`` is the learning rate of the last step; ``img_per_sec`` counts training steps
               only: the first step of a launch, which compiles, and the time spent in the other
               actions are not timed)
-  checkpoint  every ``checkpoint_every_steps``, and on SIGTERM (then the run returns; rerunning the
-              same command resumes it)
+  checkpoint  every ``checkpoint_every_steps``, and on SIGTERM (then the run returns, or raises
+              ``Preempted`` for the launcher, which exits 75; rerunning the same command resumes it)
   eval        every ``eval_every_steps``: ``task.evaluate`` (the config's evaluators)
   sample      every ``sample_every_steps`` (generative tasks, ``num_grid_samples > 0``): a grid in
               ``workdir/samples/step_<N>.png`` and in TensorBoard
@@ -40,18 +40,27 @@ action, so a bad update is never saved.
 
 Workdir layout: ``config.json`` (resolved config), ``metrics.jsonl``, ``tensorboard/``,
 ``checkpoints/<step>/``, ``samples/``, ``eval/step_<N>.json`` (every evaluation's metrics: training's
-and ``--mode eval``'s).
+and ``--mode eval``'s), ``jaxgen.lock`` (one trainer per workdir: ``checkpoint.WorkdirLock``).
+
+Order of a training launch: validate, build the state and trace the first step (nothing written
+yet), lock the workdir, restore the newest readable checkpoint (a corrupt one is moved to
+``checkpoints_corrupt/``; one of another model is refused, nothing moved), and only then write
+``config.json``, ``metrics.jsonl`` (recreated with a warning if deleted mid-run) and the rest.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import difflib
+import errno
 import importlib
 import json
 import logging as _pylogging
 import math
 import os
 import re
+import shutil
 import signal
 import threading
 import time
@@ -97,6 +106,36 @@ class NonFiniteError(RuntimeError):
   """Training produced a non-finite loss or gradient; the run stopped without saving that state."""
 
 
+class Preempted(RuntimeError):
+  """SIGTERM stopped training after saving a checkpoint of ``step`` (``raise_on_preemption=True``)."""
+
+  def __init__(self, step: int, workdir: str):
+    super().__init__(f"received SIGTERM: saved the checkpoint of step {step} in {workdir}; the run is "
+                     "unfinished: rerun the same command to resume it.")
+    self.step = step
+
+
+class DiskFullError(OSError):
+  """No space left on the workdir's device; the checkpoints already complete stay resumable."""
+
+
+def is_disk_full(e: BaseException) -> bool:
+  """Whether ``e`` or an exception it was raised from or during is ENOSPC (orbax/tensorstore wrap it)."""
+  seen = set()
+  stack = [e]
+  while stack:
+    x = stack.pop()
+    if x is None or id(x) in seen:
+      continue
+    seen.add(id(x))
+    if isinstance(x, OSError) and x.errno == errno.ENOSPC:
+      return True
+    if "No space left on device" in str(x):
+      return True
+    stack += [x.__cause__, x.__context__, *getattr(x, "exceptions", ())]
+  return False
+
+
 # ---------------------------------------------------------------------------------------------
 # Validation
 # ---------------------------------------------------------------------------------------------
@@ -132,7 +171,23 @@ _SCHEMA = {
     "optimizer.ema_halflife_kimg": (_FLOAT, 0.0, None),
     "optimizer.ema_rampup_ratio": (_FLOAT, 0.0, None),
     "optimizer.ema_decay": (_FLOAT, 0.0, 1.0),
+    "data.resolution": (_INT, 0, None),
+    "data.train_resolution": (_INT, 0, None),
+    "data.crop_size": (_INT, 0, None),
+    "model.dtype": (_STR, None, None),
 }
+
+# Image sides (data.resolution, ...) beyond this are refused: 4096 already aborts inside XLA on a
+# 128 GiB host, and no model of jaxgen is defined above 1024.
+_MAX_SIDE = 2048
+_SIDE_KEYS = ("data.resolution", "data.train_resolution", "data.crop_size")
+# Compute dtypes of model.dtype (params stay float32; float64 would need jax_enable_x64).
+_DTYPES = ("float32", "bfloat16", "float16")
+# Keys a config file may set beyond the skeleton (jaxgen.configs.base_config): read with a default.
+_OPTIONAL_KEYS = ("optimizer.rms_initial_scale",)
+# Blocks whose keys are not checked against the skeleton: the task's (its typed config checks them),
+# the evaluations' (jaxgen.eval.evaluators checks them) and the model's constructor keywords.
+_OPEN_BLOCKS = ("task.", "evals.", "model.overrides.")
 
 
 def _check_value(path: str, value, kind: str, lo, hi) -> None:
@@ -161,9 +216,91 @@ def _check_value(path: str, value, kind: str, lo, hi) -> None:
                       f"value in [{lo}, {hi}).")
 
 
+def _check_known_keys(config) -> None:
+  """A key set in a config file that the skeleton does not have (``c.batch_sise = 4``) is refused with a
+  did-you-mean, as ``--config.batch_sise`` is. ``data.*`` is checked for the built-in data sets only (a
+  data module named by its path, ``jaxgen.data.detection``, reads keys of its own)."""
+  from jaxgen import configs  # noqa: PLC0415
+  from jaxgen import data as data_lib  # noqa: PLC0415
+  known = set(_flatten(configs.base_config().to_dict())) | set(_OPEN_BLOCKS) | set(_OPTIONAL_KEYS)
+  known |= {k.rsplit(".", 1)[0] + "." for k in known if "." in k}   # the blocks themselves
+  own_data = str(config_schema.lookup(config, "data.name", "")).split("/")[0] not in data_lib.NAMES
+  for key in _flatten(config_schema.to_dict(config)):
+    if key in known or _matches(key, _OPEN_BLOCKS) or (own_data and key.startswith("data.")):
+      continue
+    block = key.rsplit(".", 1)[0] + "." if "." in key else ""
+    near = sorted(k for k in known if not k.endswith(".") and k.startswith(block)
+                  and "." not in k[len(block):])
+    close = difflib.get_close_matches(key, near, n=1, cutoff=0.6)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    raise ConfigError(f"config.{key} is not a key of the config skeleton (jaxgen/configs.py){hint}: fix its "
+                      "spelling in the config file or remove it.")
+
+
+def _check_image_sides(config, process_count: int) -> None:
+  """Image sides within ``_MAX_SIDE`` and one per-process float32 batch within half the host memory."""
+  for path in _SIDE_KEYS:
+    side = config_schema.lookup(config, path)
+    if side is not None and side > _MAX_SIDE:
+      raise ConfigError(f"config.{path}={side!r} is impossible (it must be <= {_MAX_SIDE} pixels): set "
+                        f"--config.{path} to a value in [0, {_MAX_SIDE}] (0: the native size).")
+  side = max(int(config_schema.lookup(config, p, 0)) for p in _SIDE_KEYS)
+  try:
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+  except (ValueError, OSError, AttributeError):
+    return
+  per_process = max(int(config.batch_size) // max(process_count, 1), 1)
+  need = per_process * side * side * 3 * 4
+  if need > memory // 2:
+    raise ConfigError(f"one batch of {per_process} float32 {side}x{side} images needs {need / 2**30:.1f} "
+                      f"GiB, more than half of this host's {memory / 2**30:.0f} GiB: lower "
+                      "--config.batch_size or --config.data.resolution.")
+
+
+def _check_labels_fit(config) -> None:
+  """An image folder's ``dataset.json`` labels lie in ``[0, num_classes)`` when the task reads labels, and
+  exist when a class-conditional task needs them (reads only that file)."""
+  if str(config_schema.lookup(config, "data.name", "")) != "image_folder":
+    return
+  data_dir = str(config_schema.lookup(config, "data.data_dir", ""))
+  if not data_dir or not os.path.exists(data_dir):
+    return   # the data module names the missing folder
+  task = str(config_schema.lookup(config, "task.name", "")).rsplit(".", 1)[-1]
+  flag = next((f for f in ("class_conditional", "conditional") if config_schema.lookup(config, f"task.{f}")),
+              None)
+  if task != "classification" and flag is None:
+    return   # labels unused
+  from jaxgen.data import image_folder  # noqa: PLC0415
+  found = image_folder.label_range(data_dir)
+  if found is None:
+    if flag is None:
+      return   # the classification task says it needs labels
+    raise ConfigError(f"task.{flag}=True needs labels, but data.data_dir={data_dir!r} has no dataset.json "
+                      f"labels: add one ({{\"labels\": [[file, label], ...]}}) or set "
+                      f"--config.task.{flag}=false.")
+  top, name = found
+  which = next((k for k in ("model.overrides.num_classes", "task.num_classes")
+                if config_schema.lookup(config, k)), None)
+  num = config_schema.lookup(config, which) if which else None
+  model_name = config_schema.lookup(config, "model.name")
+  if which is None and model_name:   # the model's own default (the classification task reads it so)
+    from jaxgen import models  # noqa: PLC0415
+    overrides = config_schema.to_dict(config_schema.lookup(config, "model.overrides"))
+    num = getattr(models.create(model_name, **overrides), "num_classes", None)
+    which = "model.overrides.num_classes"
+  if isinstance(num, (int, np.integer)) and not isinstance(num, bool) and num > 0 and top >= num:
+    raise ConfigError(f"dataset.json in {data_dir!r} gives {name!r} the label {top}, outside [0, {num}) of the "
+                      f"model's {num} classes: fix the labels or set --config.{which}={top + 1} or more.")
+
+
 def validate_config(config, *, device_count: int | None = None, process_count: int | None = None,
                     mode: str = "train") -> None:
-  """Raises ``ConfigError`` on wrong types, impossible values and unknown names (no side effects)."""
+  """Raises ``ConfigError`` on wrong types, impossible values and unknown names (no side effects).
+
+  Besides the types and bounds of ``_SCHEMA``: image sides (``data.resolution``, ...) at most
+  ``_MAX_SIDE`` and one batch within half the host memory, ``model.dtype`` one of ``_DTYPES``, no key
+  outside the skeleton (``_check_known_keys``) and an image folder's labels within the task's classes
+  (``_check_labels_fit``; it reads only ``dataset.json``)."""
   device_count = jax.device_count() if device_count is None else device_count
   process_count = jax.process_count() if process_count is None else process_count
   for path, (kind, lo, hi) in _SCHEMA.items():
@@ -194,11 +331,20 @@ def validate_config(config, *, device_count: int | None = None, process_count: i
     from jaxgen import models
     names = models.names()
     if config.model.name not in names:
-      import difflib
       close = difflib.get_close_matches(config.model.name, names, n=3)
       hint = f" (did you mean {', '.join(close)}?)" if close else ""
       raise ConfigError(f"model.name={config.model.name!r} is not a registered model{hint}: set "
                         "--config.model.name to one of jaxgen.models.names().")
+  dtype = config_schema.lookup(config, "model.dtype")
+  if dtype is not None and dtype not in _DTYPES:
+    close = difflib.get_close_matches(dtype, _DTYPES, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    raise ConfigError(f"config.model.dtype={dtype!r} is not a compute dtype{hint}: set --config.model.dtype "
+                      f"to one of {', '.join(_DTYPES)}.")
+  _check_image_sides(config, process_count)
+  _check_known_keys(config)
+  if mode != "sample":   # sampling reads no data
+    _check_labels_fit(config)
 
 
 def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
@@ -457,10 +603,16 @@ def _samples(run: _Run, state, n: int) -> np.ndarray:
 
 
 def _write_json(path: str, obj, sort_keys: bool = True) -> None:
+  """Writes ``path`` atomically (a temporary file renamed over it; removed again when writing fails)."""
   tmp = f"{path}.tmp{os.getpid()}"
-  with open(tmp, "w", encoding="utf-8") as f:
-    json.dump(obj, f, indent=2, sort_keys=sort_keys)
-  os.replace(tmp, path)
+  try:
+    with open(tmp, "w", encoding="utf-8") as f:
+      json.dump(obj, f, indent=2, sort_keys=sort_keys)
+    os.replace(tmp, path)
+  except BaseException:
+    with contextlib.suppress(OSError):
+      os.remove(tmp)
+    raise
 
 
 # ---------------------------------------------------------------------------------------------
@@ -683,13 +835,45 @@ def _finish(actions: _Actions, step: int, state) -> None:
   actions.checkpointer.wait()
 
 
-def train_and_evaluate(config, workdir: str):
+def train_and_evaluate(config, workdir: str, *, raise_on_preemption: bool = False):
   """Trains ``config`` in ``workdir`` (resuming when it holds checkpoints); returns the final state.
 
-  Raises ``ConfigError`` (nothing written) on bad input and ``NonFiniteError`` when an update
-  turns non-finite (the last good checkpoint stays the newest). ``summary(workdir)`` then says
-  where the results are.
+  Raises ``ConfigError`` on bad input (before anything is written: the state is built and the first
+  step traced first; a checkpoint of another model is refused without touching it), a workdir
+  another trainer holds (``checkpoint.WorkdirLock``), ``NonFiniteError`` when an update turns
+  non-finite (the last good checkpoint stays the newest) and ``DiskFullError`` (one line) when the
+  device fills up. On SIGTERM it saves a checkpoint and returns the state, or raises ``Preempted``
+  when ``raise_on_preemption`` (the launcher: exit status 75). ``summary(workdir)`` then says where
+  the results are.
   """
+  fresh = not os.path.exists(workdir)
+  try:
+    state, preempted_at = _train(config, workdir, fresh)
+  except Exception as e:
+    if is_disk_full(e):
+      steps = ckpt_lib.saved_steps(workdir)
+      last = f"step {steps[-1]}" if steps else "none yet"
+      raise DiskFullError(
+          errno.ENOSPC, f"no space left on the device of --workdir {workdir} (last complete checkpoint: "
+          f"{last}): free space there, then rerun the same command to resume.") from e
+    raise
+  if preempted_at is not None and raise_on_preemption:
+    raise Preempted(preempted_at, workdir)
+  return state
+
+
+def _remove_if_untouched(workdir: str) -> None:
+  """Removes a workdir this launch created when it holds only the lock and an empty checkpoints/."""
+  with contextlib.suppress(OSError):
+    ckpt = ckpt_lib.checkpoint_dir(workdir)
+    if os.path.isdir(ckpt) and not os.listdir(ckpt):
+      os.rmdir(ckpt)
+    if set(os.listdir(workdir)) <= {ckpt_lib.LOCK_FILE}:
+      shutil.rmtree(workdir)
+
+
+def _train(config, workdir: str, fresh: bool):
+  """The training loop of ``train_and_evaluate``: ``(state, step of a SIGTERM stop or None)``."""
   run = _prepare(config, workdir, "train")
   cfg, task, mesh = run.config, run.task, run.mesh
   chief = run.process_index == 0
@@ -698,19 +882,28 @@ def train_and_evaluate(config, workdir: str):
   init_fn = _init_fn(run)
   abstract = _abstract_state(run, init_fn)
 
-  # First writes to the workdir.
-  if chief:
-    os.makedirs(run.workdir, exist_ok=True)
-    cfg_path = os.path.join(run.workdir, "config.json")
-    if os.path.exists(cfg_path):
-      _resolve_lr_warning(run, cfg_path)
-    _write_json(cfg_path, config_to_dict(cfg))
-  checkpointer = ckpt_lib.Checkpointer(run.workdir, keep=cfg.keep_checkpoints,
-                                       keep_every=cfg.get("keep_checkpoint_every_steps", 0))
-  writer = log_lib.MetricWriter(run.workdir, enabled=chief)
+  def build_step():
+    batch_shapes = jax.tree_util.tree_map(
+        lambda x: jax.ShapeDtypeStruct((cfg.batch_size,) + np.shape(x)[1:], np.asarray(x).dtype,
+                                       sharding=shd.data_sharding(mesh)), run.example_batch)
+    key_shape = jax.eval_shape(lambda: jax.random.key(0))
+    _, metric_shapes = jax.eval_shape(task.train_step, abstract, batch_shapes, key_shape)
+    keys = _scalar_metric_keys(metric_shapes)
+    return (keys, make_train_step(task, mesh, keys, seed=int(cfg.seed)),
+            _make_acc_init(mesh, keys))
+
+  # The state is built (abstractly) and the first step traced before anything is written: a batch or
+  # a state the task cannot take fails here and leaves the workdir as it was.
+  metric_keys, train_step, acc_init = _compiled(run, "train_step", build_step)
+
+  # First writes to the workdir: the lock, then the checkpoints; config.json once the restore worked.
+  lock = ckpt_lib.WorkdirLock(run.workdir).acquire() if chief else None
+  checkpointer = writer = progress = None
   preempt = _Preemption(multihost=run.process_count > 1)
-  progress = None
+  started = False
   try:
+    checkpointer = ckpt_lib.Checkpointer(run.workdir, keep=cfg.keep_checkpoints,
+                                         keep_every=cfg.get("keep_checkpoint_every_steps", 0))
     data_iter = iter(run.train_ds)
     restored = checkpointer.restore_latest(abstract, quarantine=True)
     if restored is not None:
@@ -722,18 +915,13 @@ def train_and_evaluate(config, workdir: str):
       if cfg.model.get("init_from"):
         state = _init_from(run, state)
         log.info("initialised %s from %s.", cfg.model.name, cfg.model.init_from)
-
-    def build_step():
-      batch_shapes = jax.tree_util.tree_map(
-          lambda x: jax.ShapeDtypeStruct((cfg.batch_size,) + np.shape(x)[1:], np.asarray(x).dtype,
-                                         sharding=shd.data_sharding(mesh)), run.example_batch)
-      key_shape = jax.eval_shape(lambda: jax.random.key(0))
-      _, metric_shapes = jax.eval_shape(task.train_step, abstract, batch_shapes, key_shape)
-      keys = _scalar_metric_keys(metric_shapes)
-      return (keys, make_train_step(task, mesh, keys, seed=int(cfg.seed)),
-              _make_acc_init(mesh, keys))
-
-    metric_keys, train_step, acc_init = _compiled(run, "train_step", build_step)
+    if chief:
+      cfg_path = os.path.join(run.workdir, "config.json")
+      if os.path.exists(cfg_path):
+        _resolve_lr_warning(run, cfg_path)
+      _write_json(cfg_path, config_to_dict(cfg))
+    started = True
+    writer = log_lib.MetricWriter(run.workdir, enabled=chief)
     progress = log_lib.Progress(step, total, enabled=chief)
     actions = _Actions(run, writer=writer, checkpointer=checkpointer, data_iter=data_iter,
                        progress=progress, metric_keys=metric_keys, acc_init=acc_init,
@@ -764,15 +952,21 @@ def train_and_evaluate(config, workdir: str):
         checkpointer.wait()
         log.warning("received SIGTERM: saved the checkpoint of step %d; rerun the same command to "
                     "resume.", step)
-        return state
+        return state, step
     _finish(actions, step, state)
-    return state
+    return state, None
   finally:
     preempt.restore()
     if progress is not None:
       progress.close()
-    writer.close()
-    checkpointer.close()
+    if writer is not None:
+      writer.close()
+    if checkpointer is not None:
+      checkpointer.close()
+    if lock is not None:
+      lock.release()
+      if fresh and not started:
+        _remove_if_untouched(run.workdir)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -885,6 +1079,8 @@ def _restore_for_inference(run: _Run):
   try:
     latest = checkpointer.latest_step()
     try:
+      if checkpointer.mismatch(latest, abstract, shapes_only=True):  # (no futile read of the arrays)
+        raise ValueError("the checkpoint's shapes differ from the state this config builds")
       state, _ = checkpointer.restore(latest, abstract)
       jax.block_until_ready(state)
       return latest, state
