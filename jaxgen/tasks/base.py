@@ -80,6 +80,19 @@ class Task(abc.ABC):
   def task_name(self) -> str:
     return str(config_schema.lookup(self.config, "task.name", type(self).__module__))
 
+  def create_model(self, *, needs: str = "", otherwise: str = ""):
+    """The network ``model.name`` built with ``model.dtype`` and ``model.overrides``. ``needs``: a method the
+    task calls; a registered model without it is a ConfigError ``model.name=... <otherwise>``."""
+    from jaxgen import models  # noqa: PLC0415
+    from jaxgen.errors import ConfigError  # noqa: PLC0415
+
+    dtype = config_schema.lookup(self.config, "model.dtype", "float32")
+    overrides = config_schema.to_dict(config_schema.lookup(self.config, "model.overrides", None))
+    net = models.create(self.config.model.name, dtype=dtype, **overrides)
+    if needs and not hasattr(net, needs):
+      raise ConfigError(f"model.name={self.config.model.name!r} {otherwise}")
+    return net
+
   @abc.abstractmethod
   def init(self, key, example_batch):
     """See the contract in the module docstring."""

@@ -158,8 +158,7 @@ class Task(base.Task):
     self.gen_batch = cfg.generator_batch_size
     self.sample_batch = cfg.sample_batch_size
     dtype = config_schema.lookup(config, "model.dtype", "float32")
-    overrides = config_schema.to_dict(config_schema.lookup(config, "model.overrides", None))
-    self.generator = models.create(config.model.name, dtype=dtype, **overrides)
+    self.generator = self.create_model()
     self.critic = models.create(cfg.critic.name, dtype=dtype, **cfg.critic.overrides)
     total = int(config.num_train_steps)
     self.g_total = max(generator_steps(total, self.n_critic, self.schedule), 1)

@@ -202,12 +202,8 @@ class Task(base.LossTask):
   def __init__(self, config):
     super().__init__(config)
     self.cfg = cfg = config_schema.from_block(TransformerConfig, config.task)
-    dtype = config_schema.lookup(config, "model.dtype", "float32")
-    overrides = config_schema.to_dict(config_schema.lookup(config, "model.overrides", None))
-    self.net = models.create(config.model.name, dtype=dtype, **overrides)
-    if not hasattr(self.net, "decode_step"):
-      raise ConfigError(f"model.name={config.model.name!r} is not a stage-2 GPT: use gpt_tiny, gpt_ffhq, "
-                        "gpt_imagenet_cin or another jaxgen.models.gpt.GPT.")
+    self.net = self.create_model(needs="decode_step", otherwise="is not a stage-2 GPT: use gpt_tiny, "
+                                 "gpt_ffhq, gpt_imagenet_cin or another jaxgen.models.gpt.GPT.")
     res = int(config_schema.lookup(config, "data.resolution", 0))
     if res <= 0:
       raise ConfigError("the stage-2 task needs data.resolution (the first stage's image size).")

@@ -185,11 +185,9 @@ class Task(base.Task):
     super().__init__(config)
     self.cfg = cfg = config_schema.from_block(VqganConfig, config.task)
     dtype = config_schema.lookup(config, "model.dtype", "float32")
-    overrides = config_schema.to_dict(config_schema.lookup(config, "model.overrides", None))
-    self.model = models.create(config.model.name, dtype=dtype, **overrides)
-    if not hasattr(self.model, "encode_latent"):
-      raise ConfigError(f"model.name={config.model.name!r} is not a VQGAN autoencoder: use vqgan_tiny, "
-                        "vqgan_imagenet_f16_1024 or another jaxgen.models.vqgan.VQModel.")
+    self.model = self.create_model(needs="encode_latent", otherwise="is not a VQGAN autoencoder: use "
+                                   "vqgan_tiny, vqgan_imagenet_f16_1024 or another "
+                                   "jaxgen.models.vqgan.VQModel.")
     if cfg.codebook == "ema" and self.model.cosine:
       raise ConfigError("task.codebook='ema' averages raw encoder outputs, which a cosine codebook does not "
                         "compare: set model.overrides.cosine=False or task.codebook='learned'.")
