@@ -33,6 +33,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxgen import vq
 from jaxgen.errors import ConfigError
 from jaxgen.eval.evaluators import register
 
@@ -126,12 +127,9 @@ def reconstruction(fns, key, batches, *, limit: int = 0, data_range: float = 2.0
   res = dict(psnr=float(p.mean()), psnr_std=float(p.std()), ssim=float(s.mean()), num_images=float(n))
   if lps:
     res["lpips"] = float(np.concatenate(lps).mean())
-  if counts.sum():
-    total = counts.sum()
-    prob = counts[counts > 0] / total
-    k = max(num_codes, counts.shape[0])
-    res.update(code_usage=float((counts > 0).sum() / k), num_codes=float(k),
-               perplexity=float(np.exp(-(prob * np.log(prob)).sum())))
+  if counts.sum():   # counts has max(num_codes, largest index + 1) entries
+    res.update(code_usage=float(vq.usage_fraction(counts)), num_codes=float(counts.shape[0]),
+               perplexity=float(vq.perplexity(counts)))
   if extractor is not None:
     from jaxgen.eval import fid as fid_lib  # noqa: PLC0415
     fx, fy = np.concatenate(feats_x), np.concatenate(feats_y)
