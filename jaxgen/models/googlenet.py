@@ -13,6 +13,11 @@ Two variants share the module:
 Inception(in, #1×1, #3×3reduce, #3×3, #5×5reduce, #5×5, pool proj) = concat of four branches.
 ``aux_logits=True`` adds the two auxiliary classifiers (on 4a and 4d); in train mode the module then
 returns ``(logits, aux1, aux2)`` and the paper weights their losses by 0.3.
+
+Input: torchvision's released GoogLeNet weights (ported from TensorFlow) run with ``transform_input=True``,
+which turns the ImageNet-normalized input back into (x₀₁ − 0.5)/0.5, i.e. jaxgen's [−1, 1] images: that is
+``input_norm='none'`` (the default). ``input_norm='imagenet'`` is torchvision's ``transform_input=False``
+(conv1 sees Normalize(mean, std) of the [0, 1] image; jaxgen.models.mobilenet.normalize_input).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from flax import linen as nn
 
 from jaxgen.models import register
 from jaxgen.models.cnn_layers import batch_norm, image_inputs, max_pool_ceil, to_dtype
+from jaxgen.models.mobilenet import normalize_input
 
 # (#1×1, #3×3 reduce, #3×3, #5×5 reduce, #5×5, pool proj) — paper Table 1
 INCEPTION = {
@@ -41,6 +47,17 @@ def local_response_norm(x, size: int = 5, alpha: float = 1e-4, beta: float = 0.7
   sq = jnp.pad(sq, [(0, 0)] * (x.ndim - 1) + [(pad, size - 1 - pad)])
   window = sum(sq[..., i:i + x.shape[-1]] for i in range(size))
   return x / jnp.power(k + alpha / size * window, beta)
+
+
+def adaptive_avg_pool(x, size: int):
+  """PyTorch ``adaptive_avg_pool2d(x, size)`` on NHWC: output cell i averages rows ⌊i·H/size⌋ … ⌈(i+1)·H/size⌉ − 1
+  (and likewise columns), so on 14×14 maps the 4×4 cells are 4 wide starting at 0, 3, 7, 10 (not the paper's
+  5×5/3 windows)."""
+  def cells(n):
+    return [(i * n // size, -(-(i + 1) * n // size)) for i in range(size)]
+  rows = [x[:, a:b].mean(axis=1) for a, b in cells(x.shape[1])]                # size × [B, W, C]
+  return jnp.stack([jnp.stack([r[:, a:b].mean(axis=1) for a, b in cells(x.shape[2])], axis=1) for r in rows],
+                   axis=1)
 
 
 class BasicConv(nn.Module):
@@ -87,10 +104,8 @@ class AuxHead(nn.Module):
   def __call__(self, x, train: bool = False):
     if self.paper:   # 5×5 average pool, stride 3 (4×4 output on 14×14 maps)
       x = nn.avg_pool(x, (5, 5), (3, 3))
-    else:            # torchvision: adaptive average pool to 4×4
-      n = x.shape[1]
-      x = x.reshape(x.shape[0], 4, n // 4, 4, n // 4, x.shape[-1]).mean(axis=(2, 4)) if n % 4 == 0 else \
-          nn.avg_pool(x, (n - 3 * (n // 4), n - 3 * (n // 4)), (n // 4, n // 4))
+    else:            # torchvision: F.adaptive_avg_pool2d(x, (4, 4))
+      x = adaptive_avg_pool(x, 4)
     x = BasicConv(max(1, int(128 * self.width)), 1, use_bn=not self.paper, dtype=self.dtype, name="conv")(x, train)
     x = x.reshape(x.shape[0], -1)
     x = nn.relu(nn.Dense(max(1, int(1024 * self.width)), dtype=self.dtype, name="fc1")(x))
@@ -108,6 +123,7 @@ class GoogLeNet(nn.Module):
   # such as ('3a', '4a', '4d', '5a') — max pools before the first module of stages 4 and 5, auxiliary
   # heads after 4a and 4d when present — to compile in less time; the default network is unchanged.
   blocks: tuple[str, ...] | None = None
+  input_norm: str = "none"
   dtype: Any = jnp.float32
 
   @nn.compact
@@ -118,6 +134,7 @@ class GoogLeNet(nn.Module):
     dtype = to_dtype(self.dtype)
     bn = not paper
     w = lambda c: max(1, int(c * self.width))
+    x = normalize_input(x, self.input_norm)
     x = BasicConv(w(64), 7, 2, use_bn=bn, dtype=dtype, name="conv1")(x.astype(dtype), train)
     x = max_pool_ceil(x, 3, 2)
     if paper:

@@ -16,6 +16,12 @@
 BatchNorm defaults follow the reference each count comes from (Keras V1: momentum 0.99, ε 1e-3;
 torchvision V2: PyTorch momentum 0.1 → Flax 0.9, ε 1e-5; torchvision V3: 0.01 → 0.99, ε 1e-3);
 all are overridable.
+
+``input_norm`` (V2, V3; also ShuffleNet V2 and GoogLeNet) says what the first conv sees: ``'none'`` the
+[−1, 1] images as given (jaxgen's convention), ``'imagenet'`` torchvision's ``Normalize(mean, std)`` of
+[0, 1] images, ((x + 1)/2 − mean)/std, so weights converted from torchvision (jaxgen.convert.torchvision,
+docs/convert.md) give torchvision's logits on jaxgen's images. With the default networks equal op by op to
+torchvision's (checked in tests/convert/test_torchvision.py), that is the only input-side difference.
 """
 
 from __future__ import annotations
@@ -28,6 +34,23 @@ from flax import linen as nn
 from jaxgen.models import register
 from jaxgen.models.cnn_layers import (ConvBN, SqueezeExcite, activation, classifier_head, image_inputs,
                                       make_divisible, to_dtype)
+
+#: torchvision's ImageNet ``Normalize`` (the preset transforms of its classification weights)
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+INPUT_NORMS = ("none", "imagenet")
+
+
+def normalize_input(x, mode: str):
+  """The network input for jaxgen's [−1, 1] images ``x`` (NHWC RGB): ``'none'`` returns x; ``'imagenet'``
+  is torchvision's ``Normalize(IMAGENET_MEAN, IMAGENET_STD)`` of the [0, 1] image (x + 1)/2, computed in
+  float32 (docs/convert.md "## torchvision backbones")."""
+  if mode == "none":
+    return x
+  if mode != "imagenet":
+    raise ValueError(f"input_norm={mode!r} is unknown: use one of {', '.join(INPUT_NORMS)}.")
+  mean, std = jnp.asarray(IMAGENET_MEAN, jnp.float32), jnp.asarray(IMAGENET_STD, jnp.float32)
+  return ((x.astype(jnp.float32) + 1.0) * 0.5 - mean) / std
 
 # --- MobileNet V1 ---------------------------------------------------------------------------------
 # (pointwise output channels, depthwise stride) of the 13 separable blocks (paper Table 1)
@@ -112,6 +135,7 @@ class MobileNetV2(nn.Module):
   stem_stride: int = 2
   bn_momentum: float = 0.9
   bn_eps: float = 1e-5
+  input_norm: str = "none"
   dtype: Any = jnp.float32
 
   @nn.compact
@@ -119,6 +143,7 @@ class MobileNetV2(nn.Module):
     dtype = to_dtype(self.dtype)
     kw = dict(bn_momentum=self.bn_momentum, bn_eps=self.bn_eps, dtype=dtype)
     div = lambda c: make_divisible(c * self.width, self.round_nearest)
+    x = normalize_input(x, self.input_norm)
     x = ConvBN(div(32), 3, self.stem_stride, act="relu6", name="stem", **kw)(x.astype(dtype), train)
     i = 0
     for t, c, n, s in self.blocks:
@@ -165,6 +190,7 @@ class MobileNetV3(nn.Module):
   dropout: float = 0.2
   bn_momentum: float = 0.99
   bn_eps: float = 1e-3
+  input_norm: str = "none"
   dtype: Any = jnp.float32
 
   @nn.compact
@@ -172,6 +198,7 @@ class MobileNetV3(nn.Module):
     dtype = to_dtype(self.dtype)
     kw = dict(bn_momentum=self.bn_momentum, bn_eps=self.bn_eps, dtype=dtype)
     div = lambda c: make_divisible(c * self.width, 8)
+    x = normalize_input(x, self.input_norm)
     x = ConvBN(div(16), 3, 2, act="hard_swish", name="stem", **kw)(x.astype(dtype), train)
     for i, (k, exp, out, se, act, s) in enumerate(self.blocks):
       exp = div(exp)

@@ -14,7 +14,7 @@ papers' FLOPs:
   shortcut branch (k×k depthwise s2 → BN → 1×1 → BN → ReLU) *keeps the input channels* and the main
   branch (1×1 in→out/2, depthwise s2, 1×1 → out − in) makes up the rest. ``downsample='torchvision'``
   gives torchvision's unit (both branches out/2; then a biased classifier, 1,366,792 … 7,393,996
-  params) for comparison. Widths 0.5×: 48/96/192, 1×: 116/232/464, 1.5×: 176/352/704 (conv5 1024),
+  params), the layout torchvision's weights convert to (jaxgen.convert.torchvision, docs/convert.md). Widths 0.5×: 48/96/192, 1×: 116/232/464, 1.5×: 176/352/704 (conv5 1024),
   2×: 244/488/976 (conv5 2048, dropout 0.2).
 
 The V2 unit is configurable in kernel size (ThunderNet's SNet uses 5×5 depthwise convs) and stage
@@ -30,6 +30,7 @@ from flax import linen as nn
 
 from jaxgen.models import register
 from jaxgen.models.cnn_layers import ConvBN, channel_shuffle, classifier_head, image_inputs, to_dtype
+from jaxgen.models.mobilenet import normalize_input
 
 # PyTorch BatchNorm2d defaults (momentum 0.1 → Flax 0.9, ε 1e-5), as in Megvii's code
 _BN = dict(bn_momentum=0.9, bn_eps=1e-5)
@@ -153,7 +154,9 @@ class ShuffleV2Unit(nn.Module):
     p = ConvBN(cin, self.kernel, self.stride, groups=-1, act=None, name="proj_dw", **kw)(x, train)
     p = ConvBN(proj_out, 1, name="proj_pw", **kw)(p, train)
     # torchvision shuffles after every unit and then splits halves; taking even/odd channels at the
-    # start of the next unit (Megvii) is the same permutation, so no shuffle is needed here.
+    # start of the next unit (Megvii) instead routes the channels differently, but the two networks are
+    # the same up to a relabelling of each conv's output/input channels, which
+    # jaxgen.convert.torchvision.shufflenet_permutations computes (docs/convert.md).
     return jnp.concatenate([p, h], axis=-1)
 
 
@@ -202,11 +205,13 @@ class ShuffleNetV2(nn.Module):
   num_classes: int = 1000
   bn_momentum: float = 0.9
   bn_eps: float = 1e-5
+  input_norm: str = "none"         # 'imagenet': torchvision's Normalize (jaxgen.models.mobilenet.normalize_input)
   dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x, train: bool = False):
     dtype = to_dtype(self.dtype)
+    x = normalize_input(x, self.input_norm)
     feats = ShuffleNetV2Features(self.stage_channels, self.stage_repeats, self.conv5_channels, self.stem_channels,
                                  self.kernel, self.downsample, self.bn_momentum, self.bn_eps, dtype,
                                  name="features")(x, train)
