@@ -29,7 +29,7 @@ DISTRIBUTIONS = {"jax": "jax", "jaxlib": "jax", "numpy": "numpy", "flax": "flax"
                  "absl": "absl-py", "tensorflow_datasets": "tensorflow-datasets", "grain": "grain",
                  "array_record": "array-record", "scipy": "scipy", "sklearn": "scikit-learn",
                  "matplotlib": "matplotlib", "PIL": "pillow", "tqdm": "tqdm", "tensorboardX": "tensorboardX",
-                 "torch": "torch", "pycocotools": "pycocotools"}
+                 "torch": "torch", "pycocotools": "pycocotools", "h5py": "h5py"}
 
 _PROBE = r"""
 import json, sys

@@ -29,6 +29,11 @@ def get_config(arg=None):
   c = imagenet_config(base_config(), model=f"efficientnet_{model}", resolution=COEFFICIENTS[model][2],
                       batch_size=batch, epochs=350, augment="autoaugment")
   c.model.overrides.drop_connect_rate = 0.2
+  # TF/Keras EfficientNet (the default); weights converted from torchvision need padding='symmetric',
+  # bn_eps=1e-5 (B0–B4) and input_norm='imagenet' (docs/convert.md "EfficientNet and Xception")
+  c.model.overrides.padding = "same"
+  c.model.overrides.bn_eps = 1e-3
+  c.model.overrides.input_norm = "none"
   c.optimizer.name = "rmsprop"
   c.optimizer.learning_rate = 0.016 * batch / 256
   c.optimizer.rms_decay = 0.9

@@ -21,6 +21,9 @@ def get_config(arg=None):
                       crop_padding=0)
   c.data.crop_fraction = 0.875
   c.model.overrides.dropout = 0.5
+  # Keras' Xception (the default); timm's legacy_xception weights need pool_padding='symmetric', bn_eps=1e-5
+  c.model.overrides.pool_padding = "same"
+  c.model.overrides.bn_eps = 1e-3
   c.optimizer.name = "sgd"
   c.optimizer.learning_rate = 0.045
   c.optimizer.momentum = 0.9

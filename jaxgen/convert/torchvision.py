@@ -537,7 +537,7 @@ def load_into(path, like: dict) -> dict:
 
 
 #: module fields that do not change what a converted network computes at evaluation
-TRAINING_ONLY_FIELDS = ("dtype", "dropout", "bn_momentum", "aux_logits", "parent", "name")
+TRAINING_ONLY_FIELDS = ("dtype", "dropout", "drop_connect_rate", "bn_momentum", "aux_logits", "parent", "name")
 
 
 def _plain(v):
@@ -555,7 +555,7 @@ def check_network(meta: dict, name: str, overrides: dict) -> None:
   from jaxgen import models
   from jaxgen.errors import ConfigError
   fix = (f"set model.name={meta['model']!r} and model.overrides={json.dumps(meta['overrides'])} as "
-         "python -m jaxgen.convert.torchvision printed")
+         "the converter printed")
   if name != meta["model"]:
     raise ConfigError(f"model.init_from holds a converted {meta['model']} but model.name is {name!r}: {fix}.")
   want, got = models.create(meta["model"], **meta["overrides"]), models.create(name, **dict(overrides))

@@ -9,17 +9,32 @@ coefficients, as in the reference TF implementation (``efficientnet_builder.py``
 MBConv block: [1×1 expand conv, BN, swish] (skipped for expand ratio 1) → k×k depthwise conv, BN,
 swish → squeeze-excitation with int(0.25 · block *input* channels) units (swish, sigmoid) → 1×1
 project conv, BN → stochastic depth + identity skip when stride 1 and in == out. The drop rate of
-block i (0-based, over all N blocks) is drop_connect_rate · i / N. BatchNorm is TF-style
-(momentum 0.99, ε 1e-3). ``tf_padding=True`` uses TF "SAME" padding (needed to reuse TF
-checkpoints); the default pads symmetrically as timm/torchvision do (same output sizes, same MACs).
+block i (0-based, over all N blocks) is drop_connect_rate · i / N.
 
-Parameters (``params`` collection) equal torchvision/timm: B0 5,288,548 … B7 66,347,960.
+Two faithful variants (docs/convert.md "EfficientNet and Xception"); the layers, parameters and MACs
+are the same, only padding and the BatchNorm ε differ:
+
+  * TF / Keras (the default, what the paper's TPU code and ``keras.applications.EfficientNetB*``
+    run): ``padding='same'`` — TF "SAME", for a stride-2 conv on an even input the extra row and
+    column go at the end (Keras pads explicitly with ``correct_pad``, the same thing) — and
+    ``bn_eps=1e-3`` (BN momentum 0.99).
+  * torchvision (``torchvision.models.efficientnet_b*``, weights ported from timm):
+    ``padding='symmetric'`` ((k−1)/2 on every side) and ``bn_eps=1e-5`` for B0–B4 but ``1e-3`` for
+    B5–B7 (torchvision builds B5–B7 with ``partial(nn.BatchNorm2d, eps=0.001, momentum=0.01)``);
+    ``torchvision_overrides(variant)`` returns these ``model.overrides``, with ``input_norm='imagenet'``:
+    torchvision's weights expect ``Normalize(mean, std)`` of [0, 1] images, which the network then
+    computes from jaxgen's [−1, 1] images (``jaxgen.models.mobilenet.normalize_input``).
+
+With the other variant's padding a converted network's logits move by far more than float error
+(the stride-2 windows shift by one pixel), so a converter writes its variant into ``model.overrides``.
+
+Parameters (``params`` collection) equal torchvision/timm/Keras: B0 5,288,548 … B7 66,347,960.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from typing import Any
 
 import jax.numpy as jnp
 from flax import linen as nn
@@ -27,6 +42,7 @@ from flax import linen as nn
 from jaxgen.models import register
 from jaxgen.models.cnn_layers import (ConvBN, SqueezeExcite, classifier_head, drop_path, image_inputs,
                                       make_divisible, to_dtype)
+from jaxgen.models.mobilenet import normalize_input
 
 # B0 stages: (expand ratio, kernel, stride, input channels, output channels, repeats)
 B0_BLOCKS: tuple[tuple[int, int, int, int, int, int], ...] = (
@@ -50,6 +66,22 @@ COEFFICIENTS: dict[str, tuple[float, float, int, float]] = {
     "b6": (1.8, 2.6, 528, 0.5),
     "b7": (2.0, 3.1, 600, 0.5),
 }
+
+
+#: ``model.overrides`` of the two faithful variants (module docstring); ``torchvision_overrides`` adds
+#: torchvision's per-model ε.
+TF_OVERRIDES = {"padding": "same", "bn_eps": 1e-3, "bn_momentum": 0.99}
+
+
+def torchvision_overrides(variant: str) -> dict:
+  """``model.overrides`` reproducing ``torchvision.models.efficientnet_<variant>`` (``'b0'`` … ``'b7'``):
+  symmetric padding, BatchNorm ε 1e-5 and PyTorch momentum 0.1 (Flax 0.9) for B0–B4, ε 1e-3 and
+  momentum 0.01 (Flax 0.99) for B5–B7, ImageNet input normalization."""
+  if variant not in COEFFICIENTS:
+    raise ValueError(f"EfficientNet variant {variant!r} is unknown: use one of {', '.join(COEFFICIENTS)}.")
+  late = variant in ("b5", "b6", "b7")
+  return {"padding": "symmetric", "bn_eps": 1e-3 if late else 1e-5, "bn_momentum": 0.99 if late else 0.9,
+          "input_norm": "imagenet"}
 
 
 def round_filters(channels: int, width: float, divisor: int = 8) -> int:
@@ -112,7 +144,8 @@ class EfficientNet(nn.Module):
   stem_channels: int = 32
   head_channels: int = 1280
   se_ratio: float = 0.25
-  tf_padding: bool = False
+  padding: str = "same"            # 'same' (TF/Keras) or 'symmetric' (torchvision/timm)
+  input_norm: str = "none"         # 'imagenet': torchvision's Normalize of the [−1, 1] input (normalize_input)
   bn_momentum: float = 0.99
   bn_eps: float = 1e-3
   dtype: Any = jnp.float32
@@ -120,9 +153,11 @@ class EfficientNet(nn.Module):
   @nn.compact
   def __call__(self, x, train: bool = False):
     dtype = to_dtype(self.dtype)
-    kw = dict(padding="same" if self.tf_padding else "symmetric", bn_momentum=self.bn_momentum,
-              bn_eps=self.bn_eps, dtype=dtype)
-    x = x.astype(dtype)
+    if self.padding not in ("same", "symmetric"):
+      raise ValueError(f"EfficientNet padding={self.padding!r} is unknown: use 'same' (TF/Keras) or "
+                       "'symmetric' (torchvision).")
+    kw = dict(padding=self.padding, bn_momentum=self.bn_momentum, bn_eps=self.bn_eps, dtype=dtype)
+    x = normalize_input(x, self.input_norm).astype(dtype)
     x = ConvBN(round_filters(self.stem_channels, self.width), 3, 2, act="swish", name="stem", **kw)(x, train)
     blocks = block_args(self.width, self.depth)
     for i, (e, k, s, cin, cout) in enumerate(blocks):

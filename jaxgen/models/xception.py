@@ -8,6 +8,15 @@ shortcut, then sep 1536 → BN → ReLU → sep 2048 → BN → ReLU, global poo
 A separable conv is a 3×3 depthwise conv followed by a 1×1 pointwise conv, neither with bias.
 Keras BatchNorm: momentum 0.99, ε 1e-3. Trainable parameters: 22,855,952 (Keras; also the paper's
 Table 3).
+
+Two faithful variants (docs/convert.md "EfficientNet and Xception"), same parameters:
+
+  * Keras (the default): the 3×3/2 max pools pad TF "SAME" (``pool_padding='same'``: on an even input
+    the extra row/column goes at the end), BatchNorm ε 1e-3.
+  * timm ``legacy_xception`` (Cadene's port, formerly timm's ``xception``): ``nn.MaxPool2d(3, 2, 1)``
+    pads one pixel on every side (``pool_padding='symmetric'``) and ``nn.BatchNorm2d`` has ε 1e-5
+    (``bn_eps=1e-5``, PyTorch momentum 0.1 = Flax 0.9). At 299² only entry block 2's pool sees an even
+    input (74²), where the two differ. ``TIMM_OVERRIDES`` holds these ``model.overrides``.
 """
 
 from __future__ import annotations
@@ -19,6 +28,9 @@ from flax import linen as nn
 
 from jaxgen.models import register
 from jaxgen.models.cnn_layers import batch_norm, image_inputs, to_dtype
+
+#: ``model.overrides`` of timm's ``legacy_xception`` (module docstring)
+TIMM_OVERRIDES = {"pool_padding": "symmetric", "bn_eps": 1e-5, "bn_momentum": 0.9}
 
 
 class SeparableConv(nn.Module):
@@ -39,11 +51,16 @@ class Xception(nn.Module):
   dropout: float = 0.0             # the paper trains with 0.5 before the classifier (Keras has none)
   bn_momentum: float = 0.99
   bn_eps: float = 1e-3
+  pool_padding: str = "same"       # 'same' (Keras) or 'symmetric' (timm legacy_xception)
   dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x, train: bool = False):
     dtype = to_dtype(self.dtype)
+    if self.pool_padding not in ("same", "symmetric"):
+      raise ValueError(f"Xception pool_padding={self.pool_padding!r} is unknown: use 'same' (Keras) or "
+                       "'symmetric' (timm).")
+    pool_pad = "SAME" if self.pool_padding == "same" else ((1, 1), (1, 1))
     bn = lambda name: batch_norm(train, self.bn_momentum, self.bn_eps, name=name)
     w = lambda c: max(1, int(c * self.width))
     sep = lambda f, name: SeparableConv(w(f), dtype, name=name)
@@ -58,7 +75,7 @@ class Xception(nn.Module):
       h = nn.relu(x) if relu_first else x
       h = bn(f"{name}_bn1")(sep(f1, f"{name}_sep1")(h))
       h = bn(f"{name}_bn2")(sep(f2, f"{name}_sep2")(nn.relu(h)))
-      h = nn.max_pool(h, (3, 3), (2, 2), padding="SAME")
+      h = nn.max_pool(h, (3, 3), (2, 2), padding=pool_pad)
       return h + r
 
     x = down_block(x, 128, 128, "entry1", relu_first=False)

@@ -133,7 +133,7 @@ def test_channel_shuffle_is_the_transpose_permutation():
 
 
 TINY = {  # one small configuration per family; (name, overrides, resolution)
-    "efficientnet": ("efficientnet_b0", dict(width=0.25, depth=0.3, num_classes=5, head_channels=64, tf_padding=True), 32),
+    "efficientnet": ("efficientnet_b0", dict(width=0.25, depth=0.3, num_classes=5, head_channels=64, padding="same"), 32),
     "mobilenet_v1": ("mobilenet_v1_025", dict(num_classes=5), 32),
     "mobilenet_v2": ("mobilenet_v2", dict(width=0.25, num_classes=5), 32),
     "mobilenet_v3": ("mobilenet_v3_small", dict(width=0.25, num_classes=5), 32),
