@@ -19,6 +19,9 @@ def get_config(arg=None):
     raise ValueError(f"unknown variant {arg!r}: use smoke or nothing.")
   batch = 1536
   c = imagenet_config(base_config(), model="mobilenet_v2", resolution=224, batch_size=batch, epochs=300)
+  # jaxgen's input convention ([-1, 1]); weights from python -m jaxgen.convert.torchvision need
+  # --config.model.overrides.input_norm=imagenet and the ε it prints (docs/convert.md)
+  c.model.overrides.input_norm = "none"
   c.model.overrides.bn_momentum = 0.999
   c.model.overrides.bn_eps = 1e-3
   c.optimizer.name = "rmsprop"

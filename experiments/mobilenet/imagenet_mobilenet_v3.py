@@ -23,6 +23,9 @@ def get_config(arg=None):
   batch = 4096
   size = "small" if variant == "smoke" else variant
   c = imagenet_config(base_config(), model=f"mobilenet_v3_{size}", resolution=224, batch_size=batch, epochs=350)
+  # jaxgen's input convention ([-1, 1]); weights from python -m jaxgen.convert.torchvision need
+  # --config.model.overrides.input_norm=imagenet and the ε it prints (docs/convert.md)
+  c.model.overrides.input_norm = "none"
   c.optimizer.name = "rmsprop"
   c.optimizer.learning_rate = 0.1
   c.optimizer.rms_decay = 0.9

@@ -2,9 +2,14 @@
 
     python -m jaxgen.main --config experiments/score_sde/cifar10_ddpmpp_deep_subvp.py --workdir runs/sde_ddpmpp_deep
 
-bits/dim on the test split (after training; uniform dequantization, PF-ODE, one Hutchinson probe):
+bits/dim on the test split by score_sde's protocol (uniform dequantization, the PF-ODE from t = 1e-5 to 1 with
+its N(0, I) prior, one Rademacher probe per image, 5 passes; docs/convert.md "## score_sde"):
 
-    from jaxgen.eval.bpd import bits_per_dim_on_split   # with the task's denoiser and jaxgen.data.eval_dataset
+    python -m jaxgen.eval.reproduce score_sde_nll --workdir runs/sde_ddpmpp_deep --data_dir ~/tensorflow_datasets
+    # or jaxgen.eval.bpd.score_sde_nll(denoise_fn, dict(name='subvpsde', beta_min=0.1, beta_max=20.0), batches, key)
+
+The released score_sde checkpoint converts with ``python -m jaxgen.convert.score_sde checkpoint_N.pth OUT
+--config subvp/cifar10_ddpmpp_deep_continuous`` (its EMA weights).
 
 Recipe (score_sde configs/subvp/cifar10_ddpmpp_deep_continuous.py): network
 ``ddpmpp_deep_cifar10_scoresde`` (106,632,579 params: 8 blocks, channel_mult 1,2,2,2, positional

@@ -22,6 +22,9 @@ def get_config(arg=None):
     raise ValueError(f"unknown variant {arg!r}: use one of {', '.join(EXPECTED_TOP1)} or smoke.")
   size = "x0_5" if variant == "smoke" else variant
   c = imagenet_config(base_config(), model=f"shufflenet_v2_{size}", resolution=224, batch_size=1024, epochs=1)
+  # jaxgen's input convention ([-1, 1]); weights from python -m jaxgen.convert.torchvision need
+  # --config.model.overrides.input_norm=imagenet and the ε it prints (docs/convert.md)
+  c.model.overrides.input_norm = "none"
   c.num_train_steps = 300_000
   c.optimizer.name = "sgd"
   c.optimizer.learning_rate = 0.5

@@ -69,8 +69,10 @@ Evaluators (metrics and their sources in docs/reference.md):
   eval_loss        ``eval_loss``: the mean per-example loss over the (masked) eval split.
 
 In their families' modules: ``reconstruction`` (psnr, psnr_std, ssim, lpips, code_usage, perplexity,
-num_codes, rfid of ``fns['reconstruct']`` over the eval split; ``jaxgen.eval.evaluators_vqgan``) and
-``voc_map`` / ``coco_ap`` (``fns['detect']`` over the eval split; ``jaxgen.eval.evaluators_detection``).
+num_codes, rfid of ``fns['reconstruct']`` over the eval split; ``jaxgen.eval.evaluators_vqgan``),
+``voc_map`` / ``coco_ap`` (``fns['detect']`` over the eval split; ``jaxgen.eval.evaluators_detection``) and
+``score_sde_bpd`` (bpd, bpd_sem, num_images, num_repeats of ``fns['denoise']`` over the eval split by
+score_sde's likelihood protocol; ``jaxgen.eval.evaluators_score_sde``).
 """
 
 from __future__ import annotations
