@@ -10,12 +10,22 @@ Conventions (every backbone file follows them):
     PyTorch's ``momentum=0.1`` is Flax's 0.9.
   * Padding: ``'symmetric'`` pads (k−1)/2·d on every side (PyTorch / timm / torchvision); ``'same'`` is
     TF "SAME" (for stride 2 the extra row/column goes at the end), selected by EfficientNet's
-    ``tf_padding`` switch. Both give the same output size for odd kernels, so MAC counts agree.
+    ``padding`` field ('same', its default, or 'symmetric'). Both give the same output size for odd
+    kernels, so MAC counts agree.
   * Stochastic depth and dropout draw from the ``'dropout'`` PRNG stream.
+  * Depthwise convolutions: ``depthwise='xla'`` (default) is XLA's grouped convolution
+    (``feature_group_count`` = channels); ``'shift'`` computes the same conv as k·k shifted, per-channel
+    scaled copies of the input (``shift_depthwise``), several times faster on XLA's CPU backend
+    (docs/speed.md); ``'auto'`` is 'shift' on CPU and 'xla' elsewhere. ``ConvBN(depthwise=...)`` sets it for
+    one layer; ``with depthwise_context(kind):`` for every depthwise ``nn.Conv`` called inside (a whole
+    network, same modules and parameters). Traced with 'shift', ``jaxgen.flops`` sees no depthwise
+    multiply-adds (it counts convolutions and dot products), so MAC counts use the default.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import math
 from typing import Any, Callable, Sequence
 
@@ -23,7 +33,10 @@ import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
+from jaxgen.errors import ConfigError
+
 Dtype = Any
+DEPTHWISE_KINDS = ("xla", "shift", "auto")
 
 
 # --- activations ---------------------------------------------------------------------------------
@@ -84,9 +97,103 @@ def pad_for(kernel: int, stride: int, dilation: int, padding: str):
   return ((p, p), (p, p))
 
 
+# --- depthwise convolution as shifted copies (fast on XLA's CPU backend) --------------------------
+def shift_depthwise(x: jax.Array, kernel: jax.Array, strides=(1, 1), padding=((0, 0), (0, 0))) -> jax.Array:
+  """Depthwise convolution of NHWC ``x`` with ``kernel [kh, kw, 1, C]`` as a sum of kh·kw shifted copies of
+  the padded input, each scaled per channel: the numbers of ``lax.conv_general_dilated`` with
+  ``feature_group_count=C`` up to float32 summation order, computed as one fused elementwise loop instead of
+  XLA CPU's grouped convolution (docs/speed.md). ``padding``: ((top, bottom), (left, right)) or
+  'SAME'/'VALID' (TF rules: the extra row/column of a stride-2 'SAME' conv goes at the end)."""
+  sh, sw = (strides, strides) if isinstance(strides, int) else tuple(strides)
+  kh, kw = kernel.shape[:2]
+  if kernel.shape[2] != 1 or kernel.shape[3] != x.shape[-1]:
+    raise ValueError(f"shift_depthwise: kernel {kernel.shape} is not depthwise for {x.shape[-1]} channels "
+                     f"(want [kh, kw, 1, {x.shape[-1]}]).")
+  if isinstance(padding, str):
+    padding = jax.lax.padtype_to_pads(x.shape[1:3], (kh, kw), (sh, sw), padding.upper())
+  (pt, pb), (pl, pr) = padding
+  xp = jnp.pad(x, ((0, 0), (pt, pb), (pl, pr), (0, 0)))
+  oh = (xp.shape[1] - kh) // sh + 1
+  ow = (xp.shape[2] - kw) // sw + 1
+  out = None
+  for i in range(kh):
+    for j in range(kw):
+      tap = xp[:, i:i + sh * (oh - 1) + 1:sh, j:j + sw * (ow - 1) + 1:sw, :] * kernel[i, j, 0]
+      out = tap if out is None else out + tap
+  return out
+
+
+def _unit_dilation(dilation) -> bool:
+  return dilation in (None, 1) or (isinstance(dilation, (tuple, list)) and all(d == 1 for d in dilation))
+
+
+def _shift_interceptor(next_fun, args, kwargs, context):
+  """``nn.intercept_methods`` hook: a depthwise ``nn.Conv`` call (groups = input channels = kernel's output
+  channels, no dilation, NHWC) is computed with ``shift_depthwise`` once its kernel exists (so ``init``
+  still runs the ordinary conv); every other call passes through unchanged."""
+  m = context.module
+  if (context.method_name != "__call__" or not isinstance(m, nn.Conv) or not args
+      or getattr(args[0], "ndim", 0) != 4 or m.feature_group_count == 1
+      or m.feature_group_count != args[0].shape[-1] or not m.has_variable("params", "kernel")
+      or not _unit_dilation(m.kernel_dilation) or not _unit_dilation(m.input_dilation)
+      or (isinstance(m.padding, str) and m.padding.upper() not in ("SAME", "VALID"))
+      or (not isinstance(m.padding, str) and len(m.padding) != 2)):
+    return next_fun(*args, **kwargs)
+  x = args[0]
+  kernel = m.get_variable("params", "kernel")
+  if kernel.shape[2:] != (1, x.shape[-1]):   # a channel multiplier > 1: leave it to XLA
+    return next_fun(*args, **kwargs)
+  dtype = m.dtype or jnp.result_type(x, kernel)
+  padding = m.padding if isinstance(m.padding, str) else tuple(
+      (p, p) if isinstance(p, int) else tuple(p) for p in m.padding)
+  y = shift_depthwise(x.astype(dtype), jnp.asarray(kernel, dtype), m.strides or 1, padding)
+  if m.use_bias:
+    y = y + jnp.asarray(m.get_variable("params", "bias"), dtype)
+  return y
+
+
+def resolve_depthwise(kind: str) -> str:
+  """'xla' or 'shift' for a ``depthwise`` option ('auto': 'shift' on the CPU backend, else 'xla')."""
+  if kind not in DEPTHWISE_KINDS:
+    raise ConfigError(f"depthwise={kind!r} is unknown: use one of {', '.join(map(repr, DEPTHWISE_KINDS))}.")
+  if kind == "auto":
+    return "shift" if jax.default_backend() == "cpu" else "xla"
+  return kind
+
+
+def depthwise_context(kind: str = "auto"):
+  """Context under which every depthwise ``nn.Conv`` call is computed the ``kind`` way ('xla' | 'shift' |
+  'auto'): ``with depthwise_context('shift'): logits = model.apply(variables, x)`` — same modules, same
+  parameters, outputs equal up to float32 summation order (tests/test_cpu_speed_layers.py)."""
+  if resolve_depthwise(kind) == "shift":
+    return nn.intercept_methods(_shift_interceptor)
+  return contextlib.nullcontext()
+
+
+def with_depthwise(method: Callable) -> Callable:
+  """Decorator for a network's ``__call__`` (above ``@nn.compact``): runs it under
+  ``depthwise_context(self.depthwise)``, so a backbone exposes the option as one field::
+
+      class MobileNetV2(nn.Module):
+        depthwise: str = "xla"      # 'xla' | 'shift' | 'auto' (docs/speed.md)
+
+        @with_depthwise
+        @nn.compact
+        def __call__(self, x, train=False): ...
+  """
+
+  @functools.wraps(method)   # keeps nn.compact's marker on the wrapper
+  def wrapped(self, *args, **kwargs):
+    with depthwise_context(getattr(self, "depthwise", "xla")):
+      return method(self, *args, **kwargs)
+
+  return wrapped
+
+
 # --- layers --------------------------------------------------------------------------------------
 class ConvBN(nn.Module):
-  """Conv (no bias) → BatchNorm → activation; ``groups=-1`` means depthwise (groups = in channels)."""
+  """Conv (no bias) → BatchNorm → activation; ``groups=-1`` means depthwise (groups = in channels), computed
+  the ``depthwise`` way ('xla' | 'shift' | 'auto'; see ``depthwise_context``)."""
 
   features: int
   kernel: int = 1
@@ -98,15 +205,21 @@ class ConvBN(nn.Module):
   bn_eps: float = 1e-5
   use_bn: bool = True
   use_bias: bool = False
+  depthwise: str = "xla"
   dtype: Dtype = jnp.float32
 
   @nn.compact
   def __call__(self, x, train: bool = False):
     groups = x.shape[-1] if self.groups == -1 else self.groups
-    x = nn.Conv(self.features, (self.kernel, self.kernel), (self.stride, self.stride),
-                padding=pad_for(self.kernel, self.stride, 1, self.padding), feature_group_count=groups,
-                use_bias=self.use_bias or not self.use_bn, dtype=self.dtype, name="conv",
-                kernel_init=nn.initializers.variance_scaling(2.0, "fan_out", "normal"))(x)
+    conv = nn.Conv(self.features, (self.kernel, self.kernel), (self.stride, self.stride),
+                   padding=pad_for(self.kernel, self.stride, 1, self.padding), feature_group_count=groups,
+                   use_bias=self.use_bias or not self.use_bn, dtype=self.dtype, name="conv",
+                   kernel_init=nn.initializers.variance_scaling(2.0, "fan_out", "normal"))
+    if self.depthwise == "xla":
+      x = conv(x)
+    else:
+      with depthwise_context(self.depthwise):
+        x = conv(x)
     if self.use_bn:
       x = batch_norm(train, self.bn_momentum, self.bn_eps, name="bn")(x)
     fn = activation(self.act)

@@ -41,7 +41,7 @@ from flax import linen as nn
 
 from jaxgen.models import register
 from jaxgen.models.cnn_layers import (ConvBN, SqueezeExcite, classifier_head, drop_path, image_inputs,
-                                      make_divisible, to_dtype)
+                                      make_divisible, to_dtype, with_depthwise)
 from jaxgen.models.mobilenet import normalize_input
 
 # B0 stages: (expand ratio, kernel, stride, input channels, output channels, repeats)
@@ -149,7 +149,9 @@ class EfficientNet(nn.Module):
   bn_momentum: float = 0.99
   bn_eps: float = 1e-3
   dtype: Any = jnp.float32
+  depthwise: str = "xla"         # 'xla' | 'shift' | 'auto': depthwise convs (docs/speed.md)
 
+  @with_depthwise
   @nn.compact
   def __call__(self, x, train: bool = False):
     dtype = to_dtype(self.dtype)

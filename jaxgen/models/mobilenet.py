@@ -33,7 +33,7 @@ from flax import linen as nn
 
 from jaxgen.models import register
 from jaxgen.models.cnn_layers import (ConvBN, SqueezeExcite, activation, classifier_head, image_inputs,
-                                      make_divisible, to_dtype)
+                                      make_divisible, to_dtype, with_depthwise)
 
 #: torchvision's ImageNet ``Normalize`` (the preset transforms of its classification weights)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -65,7 +65,9 @@ class MobileNetV1(nn.Module):
   bn_momentum: float = 0.99
   bn_eps: float = 1e-3
   dtype: Any = jnp.float32
+  depthwise: str = "xla"         # 'xla' | 'shift' | 'auto': depthwise convs (docs/speed.md)
 
+  @with_depthwise
   @nn.compact
   def __call__(self, x, train: bool = False):
     dtype = to_dtype(self.dtype)
@@ -137,7 +139,9 @@ class MobileNetV2(nn.Module):
   bn_eps: float = 1e-5
   input_norm: str = "none"
   dtype: Any = jnp.float32
+  depthwise: str = "xla"         # 'xla' | 'shift' | 'auto': depthwise convs (docs/speed.md)
 
+  @with_depthwise
   @nn.compact
   def __call__(self, x, train: bool = False):
     dtype = to_dtype(self.dtype)
@@ -192,7 +196,9 @@ class MobileNetV3(nn.Module):
   bn_eps: float = 1e-3
   input_norm: str = "none"
   dtype: Any = jnp.float32
+  depthwise: str = "xla"         # 'xla' | 'shift' | 'auto': depthwise convs (docs/speed.md)
 
+  @with_depthwise
   @nn.compact
   def __call__(self, x, train: bool = False):
     dtype = to_dtype(self.dtype)

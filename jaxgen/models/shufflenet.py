@@ -29,7 +29,8 @@ import jax.numpy as jnp
 from flax import linen as nn
 
 from jaxgen.models import register
-from jaxgen.models.cnn_layers import ConvBN, channel_shuffle, classifier_head, image_inputs, to_dtype
+from jaxgen.models.cnn_layers import (ConvBN, channel_shuffle, classifier_head, image_inputs, to_dtype,
+                                      with_depthwise)
 from jaxgen.models.mobilenet import normalize_input
 
 # PyTorch BatchNorm2d defaults (momentum 0.1 → Flax 0.9, ε 1e-5), as in Megvii's code
@@ -75,7 +76,9 @@ class ShuffleNetV1(nn.Module):
   num_classes: int = 1000
   classifier_bias: bool = False        # Megvii: none; osmr/imgclsmob's port has one
   dtype: Any = jnp.float32
+  depthwise: str = "xla"         # 'xla' | 'shift' | 'auto': depthwise convs (docs/speed.md)
 
+  @with_depthwise
   @nn.compact
   def __call__(self, x, train: bool = False):
     dtype = to_dtype(self.dtype)
@@ -207,7 +210,9 @@ class ShuffleNetV2(nn.Module):
   bn_eps: float = 1e-5
   input_norm: str = "none"         # 'imagenet': torchvision's Normalize (jaxgen.models.mobilenet.normalize_input)
   dtype: Any = jnp.float32
+  depthwise: str = "xla"         # 'xla' | 'shift' | 'auto': depthwise convs (docs/speed.md)
 
+  @with_depthwise
   @nn.compact
   def __call__(self, x, train: bool = False):
     dtype = to_dtype(self.dtype)

@@ -41,7 +41,8 @@ The methods ``backbone_rpn(images, train)`` and ``rcnn(features, rois, train)`` 
 
 Depthwise convolutions: ``depthwise='xla'`` (default) uses XLA's grouped convolution; ``'shift'`` computes
 every depthwise conv of the backbone and RPN as k·k shifted, per-channel-scaled copies of the input
-(``shift_depthwise``, through ``nn.intercept_methods`` on the same ``nn.Conv`` modules and parameters), which
+(``jaxgen.models.cnn_layers.shift_depthwise`` through ``depthwise_context``, on the same ``nn.Conv`` modules and
+parameters), which
 is several times faster on XLA's CPU backend (benchmarks/detector_throughput.py, docs/thundernet.md);
 ``'auto'`` picks 'shift' on CPU. The default stays 'xla' because ``jaxgen.flops`` counts convolutions and
 dot products only: traced with 'shift', the depthwise multiply-adds would not be counted.
@@ -49,7 +50,6 @@ dot products only: traced with 'shift', the depthwise multiply-adds would not be
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any, Callable, Sequence
 
 import jax
@@ -58,7 +58,7 @@ from flax import linen as nn
 
 from jaxgen.errors import ConfigError
 from jaxgen.models import register
-from jaxgen.models.cnn_layers import ConvBN, to_dtype
+from jaxgen.models.cnn_layers import ConvBN, depthwise_context, shift_depthwise, to_dtype  # noqa: F401 (re-export)
 from jaxgen.models.snet import SNET_CONFIGS, c4_c5, snet_backbone
 
 SIZES = (32, 64, 128, 256, 512)
@@ -76,47 +76,6 @@ def nearest_resize(x: jax.Array, hw: tuple[int, int]) -> jax.Array:
   iy = (jnp.arange(oh) * h) // oh
   ix = (jnp.arange(ow) * w) // ow
   return x[:, iy][:, :, ix]
-
-
-def shift_depthwise(x: jax.Array, kernel: jax.Array, strides=(1, 1), padding=((0, 0), (0, 0))) -> jax.Array:
-  """Depthwise convolution of NHWC ``x`` with ``kernel [k, k, 1, C]`` as a sum of k·k shifted copies of the
-  (padded) input, each scaled per channel — the same numbers as ``lax.conv_general_dilated`` with
-  ``feature_group_count=C`` up to float32 summation order, but one fused elementwise loop on XLA's CPU
-  backend (benchmarks/detector_throughput.py)."""
-  (pt, pb), (pl, pr) = padding
-  sh, sw = (strides, strides) if isinstance(strides, int) else tuple(strides)
-  kh, kw = kernel.shape[:2]
-  xp = jnp.pad(x, ((0, 0), (pt, pb), (pl, pr), (0, 0)))
-  oh = (xp.shape[1] - kh) // sh + 1
-  ow = (xp.shape[2] - kw) // sw + 1
-  out = None
-  for i in range(kh):
-    for j in range(kw):
-      tap = xp[:, i:i + sh * (oh - 1) + 1:sh, j:j + sw * (ow - 1) + 1:sw, :] * kernel[i, j, 0]
-      out = tap if out is None else out + tap
-  return out
-
-
-def _unit(dilation) -> bool:
-  return dilation in (None, 1) or (isinstance(dilation, (tuple, list)) and all(d == 1 for d in dilation))
-
-
-def _shift_interceptor(next_fun, args, kwargs, context):
-  """``nn.intercept_methods`` hook: computes depthwise ``nn.Conv`` calls (groups = input channels, explicit
-  padding, no dilation) with ``shift_depthwise`` once their kernel exists; everything else passes through."""
-  m = context.module
-  if (context.method_name != "__call__" or not isinstance(m, nn.Conv) or not args
-      or m.feature_group_count == 1 or m.feature_group_count != args[0].shape[-1]
-      or isinstance(m.padding, str) or not m.has_variable("params", "kernel")
-      or not _unit(m.kernel_dilation)):
-    return next_fun(*args, **kwargs)
-  x = args[0]
-  dtype = m.dtype or x.dtype
-  kernel = jnp.asarray(m.get_variable("params", "kernel"), dtype)
-  y = shift_depthwise(x.astype(dtype), kernel, m.strides or 1, tuple(tuple(p) for p in m.padding))
-  if m.use_bias:
-    y = y + jnp.asarray(m.get_variable("params", "bias"), dtype)
-  return y
 
 
 class CEM(nn.Module):
@@ -301,9 +260,8 @@ def with_pretrained_backbone(variables: dict, classifier_variables: dict) -> dic
 
 
 def _depthwise_context(kind: str):
-  if kind == "auto":
-    kind = "shift" if jax.default_backend() == "cpu" else "xla"
-  return nn.intercept_methods(_shift_interceptor) if kind == "shift" else contextlib.nullcontext()
+  """``jaxgen.models.cnn_layers.depthwise_context`` (the shared 'shift' path, docs/speed.md)."""
+  return depthwise_context(kind)
 
 
 def detector_inputs(default_resolution: int = 320):
