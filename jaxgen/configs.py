@@ -35,6 +35,16 @@ def base_config() -> ml_collections.ConfigDict:
   c.num_grid_samples = 64            # samples in each workdir/samples/step_<N>.png (generators; 0: none)
   c.distributed = False              # call jax.distributed.initialize() (also when JAX_COORDINATOR_ADDRESS is set)
 
+  # Device mesh and sharded state (jaxgen.sharding, docs/pods.md "Sharded state"): axis sizes, -1 = the
+  # devices left over. The batch is split over data x fsdp; the state's large tensors over fsdp (FSDP).
+  c.mesh = ml_collections.ConfigDict()
+  c.mesh.data = -1
+  c.mesh.fsdp = 1
+  c.mesh.model = 1
+  c.sharding = ml_collections.ConfigDict()
+  c.sharding.rules = ()              # ((regex, spec), ...): first re.search of a leaf path wins; else 'fsdp'
+  c.sharding.fsdp_min_size = 2**16   # the 'fsdp' rule splits tensors of at least this many elements
+
   c.data = ml_collections.ConfigDict()
   c.data.name = "digits"             # see jaxgen.data
   c.data.split = "train"

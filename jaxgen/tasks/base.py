@@ -1,7 +1,8 @@
 """The task contract and the default loss-based task.
 
 A task is an object built from the whole config, ``Task(config)``, exposing pure functions the
-trainer jit-compiles and shards (batch over the mesh axis ``'data'``, state replicated):
+trainer jit-compiles and shards (batch over the mesh axes ``'data'`` and ``'fsdp'``, state replicated
+or split by the config's sharding rules, docs/pods.md "Sharded state"; the task's code is the same):
 
   init(key, example_batch) -> state            # a pytree with an int32 ``step`` field
   train_step(state, batch, key) -> (state, metrics)   # metrics: dict of scalars, at least 'loss'
