@@ -18,7 +18,15 @@ leaves and leaves every file in place.
 One run per workdir: ``WorkdirLock`` is an exclusive ``flock`` on ``workdir/jaxgen.lock`` (holding the
 holder's pid, host and start time for the message), taken by training before its first write. The
 operating system releases it when the process ends, however it ends, so a stale lock file of a dead
-process never blocks a new run.
+process never blocks a new run. On GCS (``gs://`` workdirs, docs/pods.md) there is no flock: the lock is
+the object ``workdir/jaxgen.lock`` created under a generation precondition and kept alive by a
+heartbeat (``jaxgen.fs.ObjectLock``); a dead holder's lock turns stale after ``JAXGEN_GCS_LOCK_STALE_S``
+seconds (default 120; at once for a dead process on the same machine).
+
+Paths go through ``jaxgen.fs``, so a ``gs://bucket/run`` workdir takes the same code as a local one
+(orbax writes there through etils.epath and tensorstore). On GCS, orbax writes a step in place and marks
+it complete with ``<step>/commit_success.txt`` instead of renaming a temporary directory; a step
+without that file is unfinished and is not listed.
 """
 
 from __future__ import annotations
@@ -29,7 +37,6 @@ import fcntl
 import json
 import logging as _pylogging
 import os
-import shutil
 import socket
 import time
 from typing import Any
@@ -39,6 +46,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 from etils import epath
 
+from jaxgen import fs
 from jaxgen.errors import ConfigError
 
 log = _pylogging.getLogger("jaxgen")
@@ -52,14 +60,24 @@ class WorkdirLock:
   ``fcntl.flock`` on an open file of ``workdir/jaxgen.lock``: a second holder (another process, or
   another ``WorkdirLock`` in this one) is refused at once with ``ConfigError`` naming the holder. The
   lock dies with its process, so a lock file left by a killed run does not block; the file itself
-  stays (deleting it would race with a process about to lock it).
+  stays (deleting it would race with a process about to lock it). A ``gs://`` workdir gets a
+  ``jaxgen.fs.ObjectLock`` instead (heartbeat ``JAXGEN_GCS_LOCK_HEARTBEAT_S`` = 30 s, stale after
+  ``JAXGEN_GCS_LOCK_STALE_S`` = 120 s), with the same messages.
   """
 
   def __init__(self, workdir: str):
-    self.path = os.path.join(os.path.abspath(workdir), LOCK_FILE)
+    self.path = fs.join(fs.abspath(workdir), LOCK_FILE)
     self._fd: int | None = None
+    self._object: fs.ObjectLock | None = None
+    if fs.is_remote(self.path):
+      self._object = fs.ObjectLock(
+          self.path, heartbeat_s=float(os.environ.get("JAXGEN_GCS_LOCK_HEARTBEAT_S", 30)),
+          stale_s=float(os.environ.get("JAXGEN_GCS_LOCK_STALE_S", 120)))
 
   def acquire(self) -> "WorkdirLock":
+    if self._object is not None:
+      self._object.acquire()
+      return self
     os.makedirs(os.path.dirname(self.path), exist_ok=True)
     fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
@@ -78,6 +96,8 @@ class WorkdirLock:
     return self
 
   def release(self) -> None:
+    if self._object is not None:
+      self._object.release()
     if self._fd is not None:
       try:
         os.ftruncate(self._fd, 0)
@@ -156,12 +176,18 @@ class DataStateRestore(ocp.args.CheckpointArgs):
 
 
 def checkpoint_dir(workdir: str) -> str:
-  return os.path.join(os.path.abspath(workdir), "checkpoints")
+  return fs.join(fs.abspath(workdir), "checkpoints")
 
 
 def saved_steps(workdir: str) -> list[int]:
-  """Finalized checkpoint steps in ``workdir`` (ascending), without creating anything."""
+  """Finalized checkpoint steps in ``workdir`` (ascending), without creating anything.
+
+  Locally a step is final once orbax renamed its temporary directory to ``<step>``; on an object store
+  (no rename) once ``<step>/commit_success.txt`` exists."""
   d = checkpoint_dir(workdir)
+  if fs.is_remote(d):
+    return sorted(int(n) for n in fs.listdir(d)
+                  if n.isdigit() and fs.exists(fs.join(d, n, "commit_success.txt")))
   if not os.path.isdir(d):
     return []
   return sorted(int(n) for n in os.listdir(d) if n.isdigit() and os.path.isdir(os.path.join(d, n)))
@@ -177,7 +203,7 @@ class Checkpointer:
 
   def __init__(self, workdir: str, *, keep: int = 3, keep_every: int = 0, read_only: bool = False,
                async_save: bool = True):
-    self.workdir = os.path.abspath(workdir)
+    self.workdir = fs.abspath(workdir)
     self.directory = checkpoint_dir(workdir)
     options = ocp.CheckpointManagerOptions(
         save_interval_steps=0 if read_only else 1,
@@ -271,12 +297,12 @@ class Checkpointer:
 
   def _quarantine(self, step: int) -> None:
     if jax.process_index() == 0:
-      src = os.path.join(self.directory, str(step))
-      dst_root = os.path.join(self.workdir, "checkpoints_corrupt")
-      os.makedirs(dst_root, exist_ok=True)
-      dst = os.path.join(dst_root, f"{step}.{int(time.time())}")
-      if os.path.exists(src):
-        shutil.move(src, dst)
+      src = fs.join(self.directory, str(step))
+      dst_root = fs.join(self.workdir, "checkpoints_corrupt")
+      fs.makedirs(dst_root)
+      dst = fs.join(dst_root, f"{step}.{int(time.time())}")
+      if fs.exists(src):
+        fs.move(src, dst)
         log.warning("moved the unreadable checkpoint of step %d to %s.", step, dst)
     if jax.process_count() > 1:
       from jax.experimental import multihost_utils

@@ -13,6 +13,13 @@ Only process 0 of a multi-host run writes (the writers here are no-ops elsewhere
   small images are enlarged by nearest neighbour (``upscale``: each pixel becomes a constant k×k
   block, k the smallest integer that makes the long side at least ``min_size`` = 512 px, never below
   1), so the quickstart's 8×8 digits are visible; the raw samples are in the run's ``.npz`` files.
+
+Every path may be a ``gs://`` URL (docs/pods.md "Workdirs on GCS"; ``jaxgen.fs``). An object store cannot
+append, so there ``MetricWriter`` keeps the file's text and uploads it whole at each record (one
+object upload per log step: atomic, never a half line); TensorBoard's event file is written to a local
+temporary directory and uploaded whole after each flush (tensorboardX's own ``gs://`` writer would need
+a second client, google-cloud-storage, and re-uploads from ``__del__``, which hangs at exit when the
+store has gone away).
 """
 
 from __future__ import annotations
@@ -26,6 +33,8 @@ import time
 from typing import Any, Mapping
 
 import numpy as np
+
+from jaxgen import fs
 
 log = _pylogging.getLogger("jaxgen")
 
@@ -50,11 +59,31 @@ class MetricWriter:
     self.workdir = workdir
     self.enabled = enabled
     self._tb = None
+    self._tb_local: str | None = None   # remote: the local directory the event file is staged in
     self._file = None
-    self.path = os.path.join(workdir, "metrics.jsonl")
-    if enabled:
+    self._remote = fs.is_remote(workdir)
+    self._text: str | None = None   # remote: the file's content, uploaded whole at each record
+    self.path = fs.join(workdir, "metrics.jsonl")
+    if enabled and self._remote:
+      self._text = fs.read_text(self.path) if fs.exists(self.path) else ""
+      if self._text and not self._text.endswith("\n"):
+        self._text += "\n"  # a line cut short: readers skip it, the next record starts a new line
+    elif enabled:
       os.makedirs(workdir, exist_ok=True)
       self._file = open(self.path, "a", encoding="utf-8")
+
+  def _append(self, line: str) -> None:
+    if not self._remote:
+      self._reopen_if_gone()
+      self._file.write(line)
+      self._file.flush()
+      return
+    if self._text and not fs.exists(self.path):
+      log.warning("%s was deleted or replaced during the run: writing the following records to a new "
+                  "file there (the earlier ones are lost).", self.path)
+      self._text = ""
+    self._text += line
+    fs.write_text(self.path, self._text)
 
   def _reopen_if_gone(self) -> None:
     """Reopens ``metrics.jsonl`` (with a warning) when it was deleted or replaced since it was opened."""
@@ -74,8 +103,21 @@ class MetricWriter:
   def _writer(self):
     if self._tb is None:
       from tensorboardX import SummaryWriter  # imported lazily: it is slow to import
-      self._tb = SummaryWriter(logdir=os.path.join(self.workdir, "tensorboard"), flush_secs=30)
+      logdir, suffix = fs.join(self.workdir, "tensorboard"), ""
+      if self._remote:  # (the pid keeps two launches within one second from overwriting one object)
+        import tempfile
+
+        logdir = self._tb_local = tempfile.mkdtemp(prefix="jaxgen_tensorboard_")
+        suffix = f".{os.getpid()}.{id(self)}"
+      self._tb = SummaryWriter(logdir=logdir, flush_secs=30, filename_suffix=suffix)
     return self._tb
+
+  def _flush_tb(self) -> None:
+    self._tb.flush()
+    if self._tb_local:  # upload the staged event file(s) whole
+      for name in os.listdir(self._tb_local):
+        with open(os.path.join(self._tb_local, name), "rb") as f:
+          fs.write_bytes(fs.join(self.workdir, "tensorboard", name), f.read())
 
   def write(self, step: int, metrics: Mapping[str, Any], prefix: str = _TRAIN_PREFIX) -> dict:
     """Appends ``{"step": step, **metrics}`` (scalars only) and returns that record."""
@@ -86,44 +128,50 @@ class MetricWriter:
         record[k] = s
     if not self.enabled:
       return record
-    self._reopen_if_gone()
-    self._file.write(json.dumps(record) + "\n")
-    self._file.flush()
+    self._append(json.dumps(record) + "\n")
     tb = self._writer()
     for k, v in record.items():
       if k != "step" and isinstance(v, (int, float)) and not isinstance(v, bool):
         tb.add_scalar(k if "/" in k else prefix + k, v, int(step))
-    tb.flush()
+    self._flush_tb()
     return record
 
   def write_image(self, step: int, tag: str, png_path: str) -> None:
     """Adds a PNG written by ``save_samples_png`` to TensorBoard (as RGB/grey HWC uint8)."""
     if not self.enabled or not png_path:
       return
+    import io
+
     from PIL import Image
 
-    with Image.open(png_path) as im:
+    with Image.open(io.BytesIO(fs.read_bytes(png_path))) as im:
       img = np.asarray(im.convert("RGB"))
     tb = self._writer()
     tb.add_image(tag, img, int(step), dataformats="HWC")
-    tb.flush()
+    self._flush_tb()
 
   def close(self):
     if self._file is not None:
       self._file.close()
       self._file = None
     if self._tb is not None:
+      self._flush_tb()
       self._tb.close()
       self._tb = None
+    if self._tb_local:
+      import shutil
+
+      shutil.rmtree(self._tb_local, ignore_errors=True)
+      self._tb_local = None
 
 
 def read_metrics(workdir: str) -> dict[int, dict]:
   """``{step: record}`` from ``workdir/metrics.jsonl``, the last record of each step winning."""
   out: dict[int, dict] = {}
-  path = os.path.join(workdir, "metrics.jsonl")
-  if not os.path.exists(path):
+  path = fs.join(workdir, "metrics.jsonl")
+  if not fs.exists(path):
     return out
-  with open(path, encoding="utf-8") as f:
+  with fs.open_file(path, "r") as f:
     for line in f:
       line = line.strip()
       if line:
@@ -258,9 +306,21 @@ def save_image_grid(images: np.ndarray, path: str, ncols: int | None = None, pad
     img = Image.fromarray(grid, mode="RGB")
   else:
     raise ValueError(f"save_image_grid writes 1- or 3-channel images, got {grid.shape[-1]} channels.")
-  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  img.save(path)
+  _save_png(path, img.save)
   return path
+
+
+def _save_png(path: str, save) -> None:
+  """``save(file)`` into ``path``: a local file (its directory created), or one upload to a URL."""
+  if fs.is_remote(path):
+    import io
+
+    buf = io.BytesIO()
+    save(buf, format="png")
+    fs.write_bytes(path, buf.getvalue())
+    return
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  save(path)
 
 
 def save_scatter(points: np.ndarray, path: str, title: str | None = None, lim: float | None = None) -> str:
@@ -281,8 +341,7 @@ def save_scatter(points: np.ndarray, path: str, title: str | None = None, lim: f
     ax.set_ylim(-lim, lim)
   if title:
     ax.set_title(title)
-  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  fig.savefig(path)
+  _save_png(path, fig.savefig)
   return path
 
 

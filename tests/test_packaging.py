@@ -29,7 +29,8 @@ DISTRIBUTIONS = {"jax": "jax", "jaxlib": "jax", "numpy": "numpy", "flax": "flax"
                  "absl": "absl-py", "tensorflow_datasets": "tensorflow-datasets", "grain": "grain",
                  "array_record": "array-record", "scipy": "scipy", "sklearn": "scikit-learn",
                  "matplotlib": "matplotlib", "PIL": "pillow", "tqdm": "tqdm", "tensorboardX": "tensorboardX",
-                 "torch": "torch", "pycocotools": "pycocotools", "h5py": "h5py"}
+                 "torch": "torch", "pycocotools": "pycocotools", "h5py": "h5py",
+                 "gcsfs": "gcsfs", "google": "google-cloud-storage"}
 
 _PROBE = r"""
 import json, sys
@@ -91,7 +92,7 @@ def test_install_requires_is_the_pure_core():
   cfg = _setup_cfg()
   assert _names(cfg["options"]["install_requires"]) == {"jax", "numpy"}
   extras = cfg["options.extras_require"]
-  assert set(extras) == {"models", "train", "test", "tfds-build", "convert"}
+  assert set(extras) == {"models", "train", "test", "tfds-build", "convert", "gcs"}
   assert "flax" in _names(extras["models"]) and {"flax", "optax"} <= _names(extras["train"])
   # requirements.txt is the `train` extra, not a second list that can drift
   lines = [ln.strip() for ln in (ROOT / "requirements.txt").read_text().splitlines()]
@@ -119,7 +120,8 @@ def _third_party_imports() -> dict[str, set[str]]:
 def test_every_imported_package_is_declared():
   cfg = _setup_cfg()
   extras = cfg["options.extras_require"]
-  declared = _names(cfg["options"]["install_requires"]) | _names(extras["train"]) | _names(extras["convert"])
+  declared = (_names(cfg["options"]["install_requires"]) | _names(extras["train"]) | _names(extras["convert"])
+              | _names(extras["gcs"]))
   imports = _third_party_imports()
   unknown = {m: sorted(f) for m, f in imports.items() if m not in DISTRIBUTIONS}
   assert not unknown, f"new third-party imports {unknown}: add them to DISTRIBUTIONS here and to setup.cfg."
