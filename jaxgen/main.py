@@ -1,6 +1,8 @@
 """Launcher: ``python -m jaxgen.main --config experiments/<family>/<name>.py[:variant] --workdir DIR``.
 
-Flags: ``--mode train|eval|sample`` (default train), ``--num_samples N`` (``--mode sample``), and
+Flags: ``--mode train|eval|sample`` (default train), ``--num_samples N``, ``--sample_chunk_size C`` and
+``--sample_run NAME`` (``--mode sample``: a resumable set of chunk files in ``DIR/samples/NAME``,
+docs/sampling.md), and
 ``--config.a.b=value`` overrides of the (locked) config: a mistyped key or a value of the wrong type
 is an error. Training resumes from ``DIR/checkpoints`` when it holds checkpoints of a compatible run.
 The work itself lives in ``jaxgen.train``. Exit status: 0 the mode finished; 2 a user error (one line:
@@ -39,6 +41,9 @@ config_flags.DEFINE_config_file("config", None, "Experiment config file: path.py
 flags.DEFINE_string("workdir", None, "Directory holding the run: checkpoints, metrics, samples.")
 flags.DEFINE_enum("mode", "train", ["train", "eval", "sample"], "What to do with the run.")
 flags.DEFINE_integer("num_samples", 64, "Number of samples written by --mode sample.")
+flags.DEFINE_integer("sample_chunk_size", 1000, "Samples per chunk file of --mode sample (docs/sampling.md).")
+flags.DEFINE_string("sample_run", None, "Name of the sample set of --mode sample: DIR/samples/<name> "
+                    "(default step<N>_seed<S>); rerunning with the same name resumes it.")
 
 
 def default_cache_dir() -> str:
@@ -169,8 +174,9 @@ def main(argv):
     elif FLAGS.mode == "eval":
       train.evaluate(FLAGS.config, FLAGS.workdir)
     else:
-      paths = train.sample(FLAGS.config, FLAGS.workdir, FLAGS.num_samples)
-      samples = tuple(paths[k] for k in ("png", "npz") if k in paths)
+      paths = train.sample(FLAGS.config, FLAGS.workdir, FLAGS.num_samples, run_id=FLAGS.sample_run,
+                           chunk_size=FLAGS.sample_chunk_size)
+      samples = tuple(paths[k] for k in ("png", "dir") if k in paths)
     import jax
 
     if jax.process_index() == 0:

@@ -7,8 +7,9 @@
 
 A task (``jaxgen.tasks``) supplies pure ``init``/``train_step``/``evaluate``/``sample``; this module
 supplies the rest: validation of the config and workdir before any work (``ConfigError``, one line
-naming the cause and the fix, nothing in the workdir touched), the data-parallel mesh (batch over
-``'data'``, state replicated, ``jax.jit`` with the state donated), the per-step key
+naming the cause and the fix, nothing in the workdir touched), the mesh of ``config.mesh`` (batch over
+``'data'`` x ``'fsdp'``, state replicated or split by ``config.sharding.rules``: docs/pods.md "Sharded
+state"; ``jax.jit`` with the state donated), the per-step key
 ``fold_in(wrap_key_data(state.rng), state.step)``, checkpoints and exact resume
 (``jaxgen.checkpoint``), logging (``jaxgen.logging``), the non-finite guard, SIGTERM handling and
 multi-host data sharding.
@@ -72,6 +73,7 @@ import numpy as np
 
 from jaxgen import checkpoint as ckpt_lib
 from jaxgen import config_schema
+from jaxgen import fs
 from jaxgen import logging as log_lib
 from jaxgen import optim
 from jaxgen import sharding as shd
@@ -91,6 +93,10 @@ RESUMABLE_KEYS = (
     "eval_batch_size", "num_grid_samples", "data.eval_split", "data.eval_size", "data.data_dir",
     "data.num_threads", "data.prefetch", "data.num_workers", "evals.",
     "model.init_from",   # read only by a fresh run (a checkpoint wins), so a resume may drop or change it
+    # the device mesh and the state's sharding rules (docs/pods.md "Sharded state"): a checkpoint restores
+    # onto any mesh, so a run may resume on another slice or fsdp size (config.json files written before
+    # these keys existed resume too)
+    "mesh.", "sharding.",
     # decoding options of the stage-2 transformer: --mode eval/sample may re-decode a finished run
     "task.temperature", "task.top_k", "task.top_p", "task.sample_batch_size",
     # Retired keys that config.json files written before the evaluators-by-config change hold:
@@ -392,33 +398,36 @@ def check_workdir(workdir: str, config, mode: str) -> None:
   """Raises ``ConfigError`` when ``workdir`` cannot hold (or does not hold) this run."""
   if not workdir:
     raise ConfigError("--workdir is empty: pass the directory the run writes to.")
-  path = os.path.abspath(workdir)
-  if os.path.exists(path) and not os.path.isdir(path):
+  path = fs.abspath(workdir)
+  if fs.is_remote(path):  # gs://: the bucket exists and the credentials read it (docs/pods.md)
+    fs.check_bucket(path)
+    if fs.isfile(path):
+      raise ConfigError(f"--workdir {workdir} is an object, not a directory: pass a directory path.")
+  elif os.path.exists(path) and not os.path.isdir(path):
     raise ConfigError(f"--workdir {workdir} is a file, not a directory: pass a directory path.")
-  probe = path
-  while not os.path.exists(probe):
+  probe = path   # (on GCS, write permission shows at the lock, the first write: one line too)
+  while not fs.is_remote(path) and not os.path.exists(probe):
     parent = os.path.dirname(probe)
     if parent == probe:
       break
     probe = parent
-  if not os.path.isdir(probe):
+  if not fs.is_remote(path) and not os.path.isdir(probe):
     raise ConfigError(f"--workdir {workdir} cannot be created ({probe} is a file): choose a path "
                       "whose parents are directories.")
-  if mode == "train" and not os.access(probe, os.W_OK | os.X_OK):
+  if mode == "train" and not fs.is_remote(path) and not os.access(probe, os.W_OK | os.X_OK):
     raise ConfigError(f"--workdir {workdir} is not writable ({probe} denies writing): choose a "
                       "directory you can write to.")
   if mode != "train" and not ckpt_lib.saved_steps(path):
     raise ConfigError(f"--workdir {workdir} holds no checkpoint: train first (--mode train) or point "
                       "--workdir at a trained run.")
-  if mode != "train" and not os.access(probe, os.W_OK | os.X_OK):
+  if mode != "train" and not fs.is_remote(path) and not os.access(probe, os.W_OK | os.X_OK):
     raise ConfigError(f"--workdir {workdir} is not writable, so --mode {mode} cannot write its "
                       "results: choose a writable copy of the run.")
-  saved = os.path.join(path, "config.json")
-  if os.path.exists(saved):
+  saved = fs.join(path, "config.json")
+  if fs.exists(saved):
     try:
-      with open(saved, encoding="utf-8") as f:
-        old = json.load(f)
-    except (OSError, json.JSONDecodeError) as e:
+      old = json.loads(fs.read_text(saved))
+    except (OSError, ValueError) as e:
       raise ConfigError(f"{saved} is unreadable ({e}): repair or remove it, or use a new --workdir.")
     new = config_to_dict(config)
     # --mode eval / sample may change any key (e.g. the sampler) as long as the checkpoint still
@@ -515,8 +524,8 @@ def _prepare(config, workdir: str, mode: str) -> _Run:
     raise
   except _PATH_ERRORS as e:
     raise ConfigError(_one_line(e)) from e
-  return _Run(config=config, workdir=os.path.abspath(workdir), task=task, data=data,
-              mesh=shd.make_mesh(), process_index=pi, process_count=pc, example_batch=example,
+  return _Run(config=config, workdir=fs.abspath(workdir), task=task, data=data,
+              mesh=shd.mesh_from_config(config), process_index=pi, process_count=pc, example_batch=example,
               train_ds=train_ds)
 
 
@@ -525,7 +534,8 @@ def _prepare(config, workdir: str, mode: str) -> _Run:
 # without its cadence keys, the mesh and the batch shapes: everything the programs depend on.
 _COMPILED: dict = {}
 _COMPILED_MAX = 16
-_CADENCE_KEYS = tuple(k for k in RESUMABLE_KEYS if k != "num_train_steps")
+# (the mesh and the sharding rules change the compiled programs: they stay in the key)
+_CADENCE_KEYS = tuple(k for k in RESUMABLE_KEYS if k not in ("num_train_steps", "mesh.", "sharding."))
 
 
 def _compiled(run: _Run, kind: str, build):
@@ -548,12 +558,18 @@ def _base_key(run: _Run):
 
 
 def _init_fn(run: _Run):
-  """jit-compiled ``task.init`` producing the replicated initial state (same on every process)."""
+  """jit-compiled ``task.init`` producing the initial state (same on every process), placed by the config's
+  sharding rules (``shd.tree_shardings``: replicated unless ``config.mesh.fsdp`` > 1 or a rule says
+  otherwise; the random init does not depend on the placement: threefry is partitionable)."""
   example = jax.tree_util.tree_map(np.asarray, run.example_batch)
   key = jax.random.fold_in(_base_key(run), _INIT_TAG)
-  task, mesh = run.task, run.mesh
-  return _compiled(run, "init", lambda: jax.jit(lambda: task.init(key, example),
-                                                out_shardings=shd.replicated(mesh)))
+  task, mesh, config = run.task, run.mesh, run.config
+
+  def build():
+    init = lambda: task.init(key, example)  # noqa: E731
+    return jax.jit(init, out_shardings=shd.tree_shardings(jax.eval_shape(init), mesh, config))
+
+  return _compiled(run, "init", build)
 
 
 def _init_from(run: _Run, state):
@@ -570,16 +586,20 @@ def _init_from(run: _Run, state):
     raise ConfigError(f"model.init_from: the {run.config.task.name!r} task's state has no single network; "
                       "unset --config.model.init_from (it loads diffusion and classification networks).")
   host = load_into(path, {"params": state.params, **state.model_state})
-  rep = shd.replicated(run.mesh)
-  put = lambda t: jax.tree_util.tree_map(lambda a: jax.device_put(a, rep), t)
-  return state.replace(params=put(host["params"]), ema_params=put(host["params"]),
-                       model_state={k: put(v) for k, v in host.items() if k != "params"})
+  # Each array goes where the initial state's leaf is (the config's sharding rules).
+  def put(tree, like):
+    return jax.tree_util.tree_map(lambda a, b: jax.device_put(a, b.sharding), tree, like)
+
+  return state.replace(params=put(host["params"], state.params),
+                       ema_params=put(host["params"], state.ema_params),
+                       model_state={k: put(v, state.model_state[k]) for k, v in host.items()
+                                    if k != "params"})
 
 
 def _abstract_state(run: _Run, init_fn):
-  rep = shd.replicated(run.mesh)
-  shapes = jax.eval_shape(init_fn)
-  return jax.tree_util.tree_map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=rep), shapes)
+  """The state as ``ShapeDtypeStruct``s with the shardings of ``_init_fn`` (the checkpoint restores into
+  them: a checkpoint written on another mesh is resharded by orbax on reading)."""
+  return shd.abstract_tree(jax.eval_shape(init_fn), run.mesh, run.config)
 
 
 def _eval_batches(run: _Run):
@@ -593,17 +613,27 @@ def _eval_batches(run: _Run):
 
 def _evaluate(run: _Run, state) -> dict[str, float]:
   key = jax.random.fold_in(_base_key(run), _EVAL_TAG)
-  out = run.task.evaluate(state, key, _eval_batches(run))
+  from jaxgen import sampling  # noqa: PLC0415
+
+  with sampling.over_mesh(run.mesh):   # the evaluators' sample draws split over the mesh (docs/sampling.md)
+    out = run.task.evaluate(state, key, _eval_batches(run))
   return {k: float(np.asarray(shd.to_host(v))) for k, v in (out or {}).items()}
 
 
 def _samples(run: _Run, state, n: int) -> np.ndarray:
-  key = jax.random.fold_in(_base_key(run), _SAMPLE_TAG)
-  return np.asarray(shd.to_host(run.task.sample(state, key, n)))
+  """The first ``n`` samples of the run's sample key, drawn split over the run's mesh (docs/sampling.md)."""
+  from jaxgen import sampling  # noqa: PLC0415
+
+  with sampling.over_mesh(run.mesh):
+    return np.asarray(sampling.to_host(run.task.sample(state, _sample_key(run), n)))
 
 
 def _write_json(path: str, obj, sort_keys: bool = True) -> None:
-  """Writes ``path`` atomically (a temporary file renamed over it; removed again when writing fails)."""
+  """Writes ``path`` atomically (a temporary file renamed over it; removed again when writing fails;
+  on GCS one object upload, atomic by itself)."""
+  if fs.is_remote(path):
+    fs.write_text(path, json.dumps(obj, indent=2, sort_keys=sort_keys))
+    return
   tmp = f"{path}.tmp{os.getpid()}"
   try:
     with open(tmp, "w", encoding="utf-8") as f:
@@ -630,10 +660,20 @@ def make_train_step(task, mesh, metric_keys: list[str], seed: int = 0, donate: b
   ``acc`` accumulates, on device, the scalar metrics since the last log (``sum``, ``last``,
   ``count``) and ``first_bad``: the number of the first update whose ``metrics['nonfinite']`` was
   set (-1: none), so the host checks the guard only at log/checkpoint boundaries.
+
+  Shardings: the batch over ``'data'`` (and ``'fsdp'``), ``acc`` replicated, the state where the task
+  config's rules put it (``shd.tree_shardings``: replicated unless ``config.mesh.fsdp`` > 1 or a rule
+  says otherwise), both on input and output, so XLA gathers a sharded tensor where it is used and the
+  updated state comes back sharded like the one passed in (whose buffers are donated).
   """
   rep, dat = shd.replicated(mesh), shd.data_sharding(mesh)
+  config = getattr(task, "config", None)
+
+  def place(state):
+    return jax.lax.with_sharding_constraint(state, shd.tree_shardings(state, mesh, config))
 
   def step(state, batch, acc):
+    state = place(state)
     rng = getattr(state, "rng", None)
     base = jax.random.wrap_key_data(rng) if rng is not None else jax.random.key(seed)
     key = jax.random.fold_in(base, state.step)
@@ -644,9 +684,11 @@ def make_train_step(task, mesh, metric_keys: list[str], seed: int = 0, donate: b
     vals = {k: jnp.asarray(metrics[k], jnp.float32) for k in metric_keys}
     acc = dict(first_bad=first_bad, count=acc["count"] + 1,
                sum={k: acc["sum"][k] + vals[k] for k in metric_keys}, last=vals)
-    return new_state, acc
+    return place(new_state), acc
 
-  return jax.jit(step, in_shardings=(rep, dat, rep), out_shardings=(rep, rep),
+  # The state's shardings (None) are those of the constraints above; a state placed by the same rules
+  # (_init_fn, the checkpoint's restore) passes through unchanged.
+  return jax.jit(step, in_shardings=(None, dat, rep), out_shardings=(None, rep),
                  donate_argnums=(0, 2) if donate else ())
 
 
@@ -689,8 +731,7 @@ class _Preemption:
 def _read_json(path: str) -> dict:
   """The JSON object in ``path``, or ``{}`` when the file is missing or unreadable (best-effort reads)."""
   try:
-    with open(path, encoding="utf-8") as f:
-      obj = json.load(f)
+    obj = json.loads(fs.read_text(path))
   except (OSError, ValueError):
     return {}
   return obj if isinstance(obj, dict) else {}
@@ -742,8 +783,8 @@ def _write_eval(run: _Run, step: int, metrics: dict) -> dict:
   """``workdir/eval/step_<step>.json`` = ``{"step": step, **metrics}`` (process 0); returns that dict."""
   result = {"step": int(step), **metrics}
   if run.process_index == 0:
-    os.makedirs(os.path.join(run.workdir, "eval"), exist_ok=True)
-    _write_json(os.path.join(run.workdir, "eval", f"step_{step}.json"), result, sort_keys=False)
+    fs.makedirs(fs.join(run.workdir, "eval"))
+    _write_json(fs.join(run.workdir, "eval", f"step_{step}.json"), result, sort_keys=False)
   return result
 
 
@@ -820,8 +861,7 @@ class _Actions:
   def _sample(self, step: int, state) -> None:
     samples = _samples(self.run, state, int(self.run.config.get("num_grid_samples", 64)))
     if self.run.process_index == 0:
-      png = log_lib.save_samples_png(samples, os.path.join(self.run.workdir, "samples",
-                                                           f"step_{step}.png"))
+      png = log_lib.save_samples_png(samples, fs.join(self.run.workdir, "samples", f"step_{step}.png"))
       self.writer.write_image(step, "samples", png)
 
 
@@ -846,7 +886,7 @@ def train_and_evaluate(config, workdir: str, *, raise_on_preemption: bool = Fals
   when ``raise_on_preemption`` (the launcher: exit status 75). ``summary(workdir)`` then says where
   the results are.
   """
-  fresh = not os.path.exists(workdir)
+  fresh = not fs.exists(workdir)
   try:
     state, preempted_at = _train(config, workdir, fresh)
   except Exception as e:
@@ -863,7 +903,11 @@ def train_and_evaluate(config, workdir: str, *, raise_on_preemption: bool = Fals
 
 
 def _remove_if_untouched(workdir: str) -> None:
-  """Removes a workdir this launch created when it holds only the lock and an empty checkpoints/."""
+  """Removes a workdir this launch created when it holds only the lock and an empty checkpoints/.
+
+  (On GCS there are no empty directories, and the lock object is deleted when released.)"""
+  if fs.is_remote(workdir):
+    return
   with contextlib.suppress(OSError):
     ckpt = ckpt_lib.checkpoint_dir(workdir)
     if os.path.isdir(ckpt) and not os.listdir(ckpt):
@@ -916,8 +960,8 @@ def _train(config, workdir: str, fresh: bool):
         state = _init_from(run, state)
         log.info("initialised %s from %s.", cfg.model.name, cfg.model.init_from)
     if chief:
-      cfg_path = os.path.join(run.workdir, "config.json")
-      if os.path.exists(cfg_path):
+      cfg_path = fs.join(run.workdir, "config.json")
+      if fs.exists(cfg_path):
         _resolve_lr_warning(run, cfg_path)
       _write_json(cfg_path, config_to_dict(cfg))
     started = True
@@ -1024,8 +1068,8 @@ class Summary:
 def _step_files(directory: str, prefix: str, suffix: str) -> dict[int, str]:
   """``{N: path}`` of the files ``<prefix><N><suffix>`` in ``directory``."""
   pattern = re.compile(re.escape(prefix) + r"(\d+)" + re.escape(suffix))
-  names = os.listdir(directory) if os.path.isdir(directory) else []
-  return {int(m.group(1)): os.path.join(directory, n) for n in names if (m := pattern.fullmatch(n))}
+  return {int(m.group(1)): fs.join(directory, n) for n in fs.listdir(directory)
+          if (m := pattern.fullmatch(n))}
 
 
 def summary(workdir: str, samples: Iterable[str] = ()) -> Summary:
@@ -1035,12 +1079,12 @@ def summary(workdir: str, samples: Iterable[str] = ()) -> Summary:
   and by ``--mode eval``); the training record is the newest record of ``metrics.jsonl`` without the
   evaluation's keys. ``samples`` replaces the newest ``samples/step_<N>.png`` (``--mode sample``).
   """
-  workdir = os.path.abspath(workdir)
+  workdir = fs.abspath(workdir)
   steps = ckpt_lib.saved_steps(workdir)
   step = steps[-1] if steps else None
-  total = _read_json(os.path.join(workdir, "config.json")).get("num_train_steps")
+  total = _read_json(fs.join(workdir, "config.json")).get("num_train_steps")
   total = total if isinstance(total, int) else None
-  evals = _step_files(os.path.join(workdir, "eval"), "step_", ".json")
+  evals = _step_files(fs.join(workdir, "eval"), "step_", ".json")
 
   def read_eval(path):
     return {k: v for k, v in _read_json(path).items() if k != "step"}
@@ -1057,14 +1101,14 @@ def summary(workdir: str, samples: Iterable[str] = ()) -> Summary:
       break
   samples = tuple(samples)
   if not samples:
-    grids = _step_files(os.path.join(workdir, "samples"), "step_", ".png")
+    grids = _step_files(fs.join(workdir, "samples"), "step_", ".png")
     samples = (grids[max(grids)],) if grids else ()
-  metrics_file = os.path.join(workdir, "metrics.jsonl")
+  metrics_file = fs.join(workdir, "metrics.jsonl")
   return Summary(workdir=workdir, step=step, num_train_steps=total, eval_step=eval_step,
                  eval_metrics=eval_metrics, eval_file=evals.get(eval_step), train_step=train_step,
                  train_metrics=train_metrics,
-                 metrics_file=metrics_file if os.path.exists(metrics_file) else None,
-                 checkpoint=os.path.join(ckpt_lib.checkpoint_dir(workdir), str(step)) if steps else None,
+                 metrics_file=metrics_file if fs.exists(metrics_file) else None,
+                 checkpoint=fs.join(ckpt_lib.checkpoint_dir(workdir), str(step)) if steps else None,
                  samples=samples)
 
 
@@ -1114,24 +1158,111 @@ def evaluate(config, workdir: str) -> dict[str, float]:
   return _write_eval(run, step, _evaluate(run, state))
 
 
-def sample(config, workdir: str, num: int = 64) -> dict[str, str]:
-  """Restores the latest checkpoint and writes ``num`` samples (EMA params) as a PNG and an .npz.
+def sample(config, workdir: str, num: int = 64, *, run_id: str | None = None, chunk_size: int = 1000,
+           dtype: str | None = None, progress: bool = True) -> dict[str, str]:
+  """Restores the latest checkpoint and streams ``num`` samples (EMA params) into a sample set.
 
-  Files: ``workdir/samples/sample_step<N>_n<num>.png`` (image grid or scatter plot) and ``.npz``
-  (key ``samples``, float32 in the task's output range). Returns their paths.
+  The set is ``workdir/samples/<run_id>/`` (default ``step<N>_seed<S>``): chunk files of ``chunk_size``
+  samples, ``manifest.json`` (step, num, chunk size, key, config hash) and ``grid.png`` of the first 64
+  (``jaxgen.sampling.write_samples``; docs/sampling.md). Each chunk is drawn split over every device of the
+  mesh. Rerunning the same command skips the complete chunks, and the finished set equals an
+  uninterrupted one bit for bit; a set of another checkpoint step, config or key in that directory is
+  refused, as is a ``num`` that does not fit the free disk space. Returns the paths ``dir``,
+  ``manifest`` and ``png`` (when a grid was drawn).
   """
+  from jaxgen import sampling  # noqa: PLC0415
+
   if int(num) < 1:
     raise ConfigError(f"--num_samples={num} is impossible: pass a positive number.")
+  if int(chunk_size) < 1:
+    raise ConfigError(f"--sample_chunk_size={chunk_size} is impossible: pass a positive number.")
+  if run_id is not None and not _RUN_ID.fullmatch(run_id):
+    raise ConfigError(f"--sample_run={run_id!r} is not a directory name: use letters, digits, '.', '_' "
+                      "and '-' only.")
   run = _prepare(config, workdir, "sample")
   step, state = _restore_for_inference(run)
-  samples = _samples(run, state, int(num))
-  out = {}
+  run_id = run_id or f"step{step}_seed{int(run.config.seed)}"
+  directory = fs.join(run.workdir, "samples", run_id)
+  identity = _sample_identity(run, step)
+  task = run.task
+  # The shape of one sample, when the task can say it without drawing: the free-space check then runs
+  # before the first draw (else after the first chunk, still before any write).
+  shape = task.sample_shape(state) if hasattr(task, "sample_shape") else None
+  preempt = _Preemption(multihost=run.process_count > 1)
+  try:
+    with sampling.over_mesh(run.mesh):
+      info = sampling.write_samples(
+          lambda key, n, start: task.sample(state, key, n, start), directory, int(num), _sample_key(run),
+          identity=identity, chunk_size=int(chunk_size), dtype=dtype, progress=progress, sample_shape=shape,
+          process_index=run.process_index, process_count=run.process_count, stop=preempt.reached)
+  except Exception as e:
+    if is_disk_full(e):
+      try:
+        done = sampling.num_complete(directory)
+      except (ConfigError, OSError):   # (no manifest yet)
+        done = 0
+      raise DiskFullError(
+          errno.ENOSPC, f"no space left on the device of {directory} ({done} of {num} samples complete): "
+          "free space there, then rerun the same command to resume.") from e
+    raise
+  finally:
+    preempt.restore()
+  if not info.complete:
+    raise SamplingPreempted(info.num_complete, int(num), info.directory)
+  out = {"dir": info.directory, "manifest": info.manifest}
+  if info.png:
+    out["png"] = info.png
   if run.process_index == 0:
-    base = os.path.join(run.workdir, "samples", f"sample_step{step}_n{num}")
-    os.makedirs(os.path.dirname(base), exist_ok=True)
-    np.savez(base + ".npz", samples=samples)
-    out["npz"] = base + ".npz"
-    png = log_lib.save_samples_png(samples, base + ".png")
-    if png:
-      out["png"] = png
+    log.info("samples: %d in %s (%d chunks drawn now, %d were complete).", info.num, info.directory,
+             info.written, info.skipped)
   return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Sample sets (--mode sample): the key and what identifies a set
+# ---------------------------------------------------------------------------------------------
+
+_RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+class SamplingPreempted(Preempted):
+  """SIGTERM stopped ``--mode sample`` after a complete chunk; the launcher exits 75 and a rerun resumes."""
+
+  def __init__(self, done: int, num: int, directory: str):
+    RuntimeError.__init__(self, f"received SIGTERM: {done} of {num} samples are complete in {directory}; "
+                                "rerun the same command to finish the set.")
+    self.step = done
+
+# Keys that cannot change a sample of a given checkpoint: the training cadences and length, the
+# optimizer, the data pipeline's reader knobs and location, the evaluators and the launch. Every other
+# key (model, task, sampler, seed, data set and resolution, ...) is in the set's config hash.
+SAMPLE_IRRELEVANT_KEYS = (
+    "num_train_steps", "log_every_steps", "checkpoint_every_steps", "eval_every_steps",
+    "sample_every_steps", "keep_checkpoints", "keep_checkpoint_every_steps", "num_grid_samples",
+    "eval_batch_size", "distributed", "optimizer.", "evals.", "model.init_from", "data.data_dir",
+    "data.num_threads", "data.prefetch", "data.num_workers", "data.shuffle_buffer", "task.eval.",
+    "mesh", "mesh.", "sharding.", "sharding_rules",
+)
+
+
+def _sample_key(run: _Run):
+  """The key of every sample of a run: ``fold_in(key(seed), _SAMPLE_TAG)`` (grids, --mode sample)."""
+  return jax.random.fold_in(_base_key(run), _SAMPLE_TAG)
+
+
+def _sample_identity(run: _Run, step: int) -> dict:
+  """``{"step", "config_hash", "config"}``: what a sample set of this run at ``step`` is a function of
+  (the config without ``SAMPLE_IRRELEVANT_KEYS``; the hash is the first 16 hex digits of its SHA-256)."""
+  import hashlib  # noqa: PLC0415
+
+  flat = {k: v for k, v in _flatten(config_to_dict(run.config)).items()
+          if not _matches(k, SAMPLE_IRRELEVANT_KEYS)}
+  text = json.dumps(flat, sort_keys=True, default=str)
+  nested: dict = {}
+  for k, v in flat.items():   # back to a nested dict (config_diff flattens it again)
+    d = nested
+    *head, last = k.split(".")
+    for part in head:
+      d = d.setdefault(part, {})
+    d[last] = v
+  return {"step": int(step), "config_hash": hashlib.sha256(text.encode()).hexdigest()[:16], "config": nested}

@@ -176,8 +176,9 @@ def test_every_mode_prints_where_the_results_are_and_compilations_are_cached(tmp
   assert "evaluation at step 2: eval/loss=" in r.stdout
   r = _cli("--mode", "sample", "--num_samples", "4", *args, timeout=300)
   assert r.returncode == 0, r.stderr[-3000:]
-  for ext in ("png", "npz"):
-    assert os.path.join(w, "samples", f"sample_step2_n4.{ext}") in r.stdout
+  sample_set = os.path.join(w, "samples", "step2_seed7")   # --mode sample's set (docs/sampling.md)
+  for path in (sample_set, os.path.join(sample_set, "grid.png")):
+    assert path in r.stdout
 
 
 def test_compilation_cache_directory_default(monkeypatch, tmp_path):

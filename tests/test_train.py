@@ -15,6 +15,7 @@ from PIL import Image
 
 from jaxgen import checkpoint as ckpt_lib
 from jaxgen import logging as log_lib
+from jaxgen import sampling
 from jaxgen import sharding as shd
 from jaxgen import tasks, train
 from tests.fixtures import synthetic_data
@@ -116,7 +117,7 @@ def test_eval_and_sample_modes_restore_latest(run12, tmp_path):
   with open(os.path.join(copy, "eval", "step_12.json")) as f:
     assert json.load(f) == result
   paths = train.sample(config, copy, num=10)
-  x = np.load(paths["npz"])["samples"]
+  x = sampling.load_samples(paths["dir"])   # a chunked, resumable sample set (docs/sampling.md)
   assert x.shape == (10, 2) and np.all(np.isfinite(x))
   # Sample i depends only on (key, i): the first 10 of the grid of 16 are the same points.
   task = tasks.get(config)

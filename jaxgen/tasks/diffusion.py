@@ -94,6 +94,7 @@ import numpy as np
 from jaxgen import config_schema
 from jaxgen import diffusion as dfn
 from jaxgen import models
+from jaxgen import sampling
 from jaxgen.config_schema import option
 from jaxgen.errors import ConfigError
 from jaxgen.tasks import base
@@ -353,26 +354,41 @@ class Task(base.LossTask):
       opts["schedule"] = self.schedule
     return getattr(dfn, f"sample_{name}")(D, x, sigmas, key, indices=indices, **opts)
 
+  def draw_indices(self, params, model_state, key, idx, shape):
+    """The samples of the global indices ``idx`` (pure; jit it with ``shape`` static): latents from
+    ``fold_in(k_latent, i)``, labels ``i mod num_classes``. Under ``jax.set_mesh`` the per-sample arrays
+    are split over the mesh's batch axes (``jaxgen.sampling.shard_batch_dim``), so every device draws
+    its slice of the chunk; the values do not depend on the split."""
+    k_latent, k_sampler = jax.random.split(key)
+    idx = sampling.shard_batch_dim(idx)
+    latents = jax.vmap(lambda i: jax.random.normal(jax.random.fold_in(k_latent, i), shape, jnp.float32))(idx)
+    latents = sampling.shard_batch_dim(latents)
+    labels = (idx % self.cfg.num_classes) if self.cfg.class_conditional else None
+    return sampling.shard_batch_dim(self.draw(params, model_state, latents, k_sampler, idx, labels))
+
   @functools.cached_property
-  def _draw_jit(self):
-    return jax.jit(self.draw)
+  def _draw_indices_jit(self):
+    return jax.jit(self.draw_indices, static_argnums=(4,))
 
   def sample(self, state, key, n: int, start_index: int = 0):
-    """n samples with the EMA params; sample i depends only on (key, start_index + i)."""
+    """n samples with the EMA params; sample i depends only on (key, start_index + i). Chunks of
+    ``task.sample_batch_size`` (rounded up to a multiple of the ambient mesh's batch devices) are drawn
+    split over the mesh set by ``jax.set_mesh`` (the trainer sets it), else on one device."""
     if n <= 0:
       raise ConfigError(f"the number of samples must be positive, got {n}.")
     shape = self._sample_shape(state)
-    k_latent, k_sampler = jax.random.split(key)
-    chunk = self.cfg.sample_batch_size  # one compiled shape for every n; the last chunk is padded
+    chunk = sampling.round_up(self.cfg.sample_batch_size)  # one compiled shape for every n
     out = []
     for lo in range(0, n, chunk):
-      idx = jnp.arange(chunk, dtype=jnp.int32) + start_index + lo  # the last chunk is padded
-      latents = jax.vmap(lambda i: jax.random.normal(jax.random.fold_in(k_latent, i), shape, jnp.float32))(idx)
-      labels = (idx % self.cfg.num_classes) if self.cfg.class_conditional else None
-      x = self._draw_jit(state.ema_params, state.model_state, latents, k_sampler, idx, labels)
-      out.append(np.asarray(x)[:min(chunk, n - lo)])
+      idx = np.arange(chunk, dtype=np.int32) + np.int32(start_index + lo)  # the last chunk is padded
+      x = self._draw_indices_jit(state.ema_params, state.model_state, key, jnp.asarray(idx), shape)
+      out.append(sampling.to_host(x)[:min(chunk, n - lo)])
     x = np.concatenate(out, axis=0)
     return np.clip(x, -1.0, 1.0) if x.ndim == 4 else x
+
+  def sample_shape(self, state) -> tuple[int, ...]:
+    """The shape of one sample (no drawing): what ``jaxgen.sampling`` checks the free disk space with."""
+    return self._sample_shape(state)
 
   def _sample_shape(self, state) -> tuple[int, ...]:
     shape = getattr(self, "_shape", None)

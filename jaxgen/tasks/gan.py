@@ -56,7 +56,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxgen import config_schema, gan, models, optim
+from jaxgen import config_schema, gan, models, optim, sampling
 from jaxgen.config_schema import option
 from jaxgen.errors import ConfigError
 from jaxgen.gan import schedules
@@ -280,24 +280,34 @@ class Task(base.Task):
   @functools.cached_property
   def _generate(self):
     def gen(params, model_state, key, idx):
-      z = jax.vmap(lambda i: jax.random.normal(jax.random.fold_in(key, i), (self.latent_dim,)))(idx)
-      return self.generator.apply({"params": params, **model_state}, z, train=False)
+      idx = sampling.shard_batch_dim(idx)   # split over the mesh of jax.set_mesh, when one is set
+      z = sampling.shard_batch_dim(
+          jax.vmap(lambda i: jax.random.normal(jax.random.fold_in(key, i), (self.latent_dim,)))(idx))
+      return sampling.shard_batch_dim(self.generator.apply({"params": params, **model_state}, z, train=False))
     return jax.jit(gen)
 
   def sample(self, state: GanState, key, n: int, start_index: int = 0):
-    """G_ema(z_i), z_i = N(0, I) drawn with ``fold_in(key, start_index + i)``; chunks of sample_batch_size.
+    """G_ema(z_i), z_i = N(0, I) drawn with ``fold_in(key, start_index + i)``; chunks of sample_batch_size
+    (rounded up to a multiple of the batch devices of the mesh set by ``jax.set_mesh``, over which each
+    chunk is split).
 
     Images come out in [−1, 1] (tanh); 2-D toy points are unbounded.
     """
     n = int(n)
     if n <= 0:
       raise ConfigError(f"sample needs a positive number of samples, got {n}.")
-    chunk = max(1, min(self.sample_batch, n))
+    chunk = sampling.round_up(max(1, min(self.sample_batch, n)))
     out = []
     for s in range(0, n, chunk):
       idx = np.arange(start_index + s, start_index + s + chunk, dtype=np.int32)   # fixed chunk shape
-      out.append(np.asarray(jax.device_get(self._generate(state.ema_params, state.model_state, key, idx))))
+      out.append(sampling.to_host(self._generate(state.ema_params, state.model_state, key, jnp.asarray(idx))))
     return np.concatenate(out)[:n]
+
+  def sample_shape(self, state: GanState) -> tuple[int, ...]:
+    """The shape of one sample, traced abstractly (``jax.eval_shape``: no drawing)."""
+    out = jax.eval_shape(self._generate, state.ema_params, state.model_state, jax.random.key(0),
+                         jnp.zeros((1,), jnp.int32))
+    return tuple(out.shape[1:])
 
   # --------------------------------------------------------------------------------- evaluate
   def eval_functions(self, state: GanState) -> dict:

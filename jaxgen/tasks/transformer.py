@@ -52,6 +52,7 @@ import numpy as np
 import optax
 
 from jaxgen import config_schema, models, optim
+from jaxgen import sampling as sampling_mesh   # the sharding of draws over the trainer's mesh
 from jaxgen.config_schema import option
 from jaxgen.errors import ConfigError
 from jaxgen.tasks import base
@@ -311,6 +312,7 @@ class Task(base.LossTask):
     opts = dict(temperature=cfg.temperature, top_k=cfg.top_k, top_p=cfg.top_p)
 
     def run(params, stage1_vars, key, idx, cond):
+      idx, cond = sampling_mesh.shard_batch_dim((idx, cond))   # split over the mesh of jax.set_mesh
       if self.window is None:
         step_fn = lambda c, tok, pos: self.net.apply({"params": params}, tok, pos, c, method="decode_step")
         codes = sampling.sample_tokens(step_fn, self.net.init_cache(idx.shape[0]), cond, n_codes, key,
@@ -320,7 +322,7 @@ class Task(base.LossTask):
                                                indices=idx, **opts)
       codes = jnp.minimum(codes, self.num_codes - 1)      # tokens past the codebook (class/sos ids) clipped
       images = self.stage1_model.apply(stage1_vars, codes, method="decode_code")
-      return jnp.clip(images.astype(jnp.float32), -1.0, 1.0), codes
+      return sampling_mesh.shard_batch_dim((jnp.clip(images.astype(jnp.float32), -1.0, 1.0), codes))
     return jax.jit(run)
 
   def sample_classes(self, idx: np.ndarray) -> np.ndarray:
@@ -333,7 +335,7 @@ class Task(base.LossTask):
     n = int(n)
     if n <= 0:
       raise ConfigError(f"sample needs a positive number of samples, got {n}.")
-    chunk = max(1, min(self.cfg.sample_batch_size, n))
+    chunk = sampling_mesh.round_up(max(1, min(self.cfg.sample_batch_size, n)))   # a multiple of the devices
     images, codes = [], []
     for s in range(0, n, chunk):
       idx = np.arange(start_index + s, start_index + s + chunk, dtype=np.int32)   # fixed chunk shape
@@ -341,13 +343,20 @@ class Task(base.LossTask):
               else np.full(idx.shape, self.cfg.sos_token, np.int32))[:, None]
       x, c = self._sample_codes(state.ema_params, state.model_state["stage1"], key, jnp.asarray(idx),
                                 jnp.asarray(cond, jnp.int32))
-      images.append(np.asarray(jax.device_get(x)))
-      codes.append(np.asarray(jax.device_get(c)))
+      x, c = sampling_mesh.to_host((x, c))
+      images.append(x)
+      codes.append(c)
     return np.concatenate(images)[:n], np.concatenate(codes)[:n]
 
   def sample(self, state, key, n: int, start_index: int = 0):
     """Images decoded by the first stage from sampled codes (see ``sample_with_codes``)."""
     return self.sample_with_codes(state, key, n, start_index)[0]
+
+  def sample_shape(self, state) -> tuple[int, ...]:
+    """The shape of one sampled image, traced abstractly (``jax.eval_shape``: no decoding)."""
+    images, _ = jax.eval_shape(self._sample_codes, state.ema_params, state.model_state["stage1"],
+                               jax.random.key(0), jnp.zeros((1,), jnp.int32), jnp.zeros((1, 1), jnp.int32))
+    return tuple(images.shape[1:])
 
   # ------------------------------------------------------------------------------------ evaluation
   @functools.cached_property

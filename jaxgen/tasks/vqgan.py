@@ -64,7 +64,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxgen import config_schema, models, optim, vq
+from jaxgen import config_schema, models, optim, sampling, vq
 from jaxgen.config_schema import option
 from jaxgen.errors import ConfigError
 from jaxgen.eval import evaluators
@@ -370,8 +370,9 @@ class Task(base.Task):
   @functools.cached_property
   def _reconstruct(self):
     def rec(variables, x):
+      x = sampling.shard_batch_dim(x)   # split over the mesh of jax.set_mesh (``sample``), when one is set
       x_rec, _, indices = self.model.apply(variables, x, False)
-      return dict(image=x_rec.astype(jnp.float32), indices=indices)
+      return sampling.shard_batch_dim(dict(image=x_rec.astype(jnp.float32), indices=indices))
     return jax.jit(rec)
 
   @functools.cached_property
@@ -421,14 +422,15 @@ class Task(base.Task):
     first = start_index // 2
     count = (start_index + n + 1) // 2 - first
     images = self._grid_images(first + count)[first:]
-    chunk = self.cfg.sample_batch_size or int(self.config.get("eval_batch_size", 0) or self.config.batch_size)
+    chunk = sampling.round_up(self.cfg.sample_batch_size
+                              or int(self.config.get("eval_batch_size", 0) or self.config.batch_size))
     variables = self.autoencoder_variables(state)
     recs = []
     for s in range(0, len(images), chunk):
       part = images[s:s + chunk]
       pad = np.zeros((chunk - len(part),) + part.shape[1:], np.float32)
       out = self._reconstruct(variables, jnp.asarray(np.concatenate([part, pad])))["image"]
-      recs.append(np.asarray(jax.device_get(out))[:len(part)])
+      recs.append(sampling.to_host(out)[:len(part)])
     rec = np.concatenate(recs)
     pairs = np.stack([images, rec], axis=1).reshape((-1,) + images.shape[1:])
     return pairs[start_index % 2:start_index % 2 + n]
