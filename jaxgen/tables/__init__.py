@@ -5,6 +5,14 @@ list[Table]``; the command discovers them, so a family adds its tables without e
 (``samplers.py``: every ``sample_*`` of jaxgen.diffusion against NFE, ``--out DIR`` for its PNG plot).
 A row holds the paper's value, ours and the relative deviation; deviations over ``tolerance`` are
 flagged and must carry a ``note`` explaining them.
+
+Evaluation tables (EDM Table 2, DDIM's steps, score_sde's bits/dim, ImageNet top-1) have three columns of
+numbers: the paper's, the published weights converted to jaxgen, and a network jaxgen trained
+(``three_columns``). The two measured columns are read from the results file (``jaxgen.eval.results``: the
+committed ``results/converted.json``, or ``--results FILE`` / $JAXGEN_RESULTS), written by
+``python -m jaxgen.eval.reproduce``; a cell nobody has measured prints "not run", a measurement that
+deviates from the paper's protocol (fewer samples, another resolution, ...) is marked "*" and its
+deviations and provenance (command, hardware, date, jax version) are listed in the notes.
 """
 
 from __future__ import annotations
@@ -12,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import inspect
+import os
 import pkgutil
 from typing import Any, Callable, Sequence
 
@@ -49,15 +58,61 @@ def deviation(ours: float, paper: float) -> float:
   return (ours - paper) / paper if paper else float("nan")
 
 
+NOT_RUN = "not run"
+
+
+def _cell(m: dict | None) -> str:
+  if not m:
+    return NOT_RUN
+  return f"{m['value']:.3f}" + ("*" if (m.get("details") or {}).get("deviations") else "")
+
+
+def _commit(c: str) -> str:
+  return c[:12] + ("+dirty" if c.endswith("+dirty") else "")
+
+
+def three_columns(table: str, title: str, source: str, results: str | None = None,
+                  notes: Sequence[str] = ()) -> Table:
+  """The rows of ``jaxgen.eval.results.ROWS`` of ``table`` as [label, paper, converted, jaxgen-trained] with
+  their provenance in the notes; measured cells come from the results file (``results`` or the committed one)."""
+  from jaxgen.eval import results as res  # noqa: PLC0415
+
+  doc = res.load(results)
+  rows, prov = [], []
+  for r in res.rows_of(table):
+    cells = [res.cell(doc, r.id, col) for col in res.COLUMNS]
+    rows.append([r.label, "—" if r.paper is None else str(r.paper), *(_cell(c) for c in cells)])
+    for col, m in zip(res.COLUMNS, cells):
+      if not m:
+        continue
+      dev = (m.get("details") or {}).get("deviations") or []
+      what = os.path.basename(m.get("weights") or m.get("workdir") or "")
+      prov.append(f"{r.label} [{col}]: {m['value']:.6g} on {m['hardware']}, {m['date']}, jax {m['jax']}, jaxgen "
+                  f"{_commit(m.get('jaxgen', 'unknown'))}, {what}; `{m['command']}`"
+                  + (f"; * deviates: {'; '.join(dev)}" if dev else ""))
+  unit = res.rows_of(table)[0].unit if res.rows_of(table) else ""
+  unverified = [r.label for r in res.rows_of(table) if r.paper is None]
+  all_notes = list(notes)
+  if unverified:
+    all_notes.append(f"paper '—': not verified against the paper here ({', '.join(unverified)}).")
+  all_notes.append(f"{NOT_RUN}: nobody has measured it with `python -m jaxgen.eval.reproduce {table}` and merged "
+                   f"the result into {os.path.relpath(res.COMMITTED) if not results else results}" if not prov
+                   else f"measured cells read from {results or os.path.relpath(res.COMMITTED)}")
+  return Table(title=title, columns=["row", f"paper ({unit})", "converted weights", "jaxgen-trained"], rows=rows,
+               source=source, notes=all_notes + prov)
+
+
 def modules() -> list[str]:
   return sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_"))
 
 
 def parse_args(argv: Sequence[str]) -> tuple[list[str], dict]:
   """(table module names, options) of a command line. Options: ``--out DIR`` (where a module saves its
-  figures, e.g. ``samplers``' PNG) and ``--workdir RUN`` (a trained run whose checkpoint a module measures,
-  e.g. ``samplers`` on the run's network); the rest are module names."""
-  flags = {"--out": "--out runs/tables", "--workdir": "--workdir runs/my_run"}
+  figures, e.g. ``samplers``' PNG), ``--workdir RUN`` (a trained run whose checkpoint a module measures,
+  e.g. ``samplers`` on the run's network) and ``--results FILE`` (the results file of the three-column
+  evaluation tables instead of results/converted.json); the rest are module names."""
+  flags = {"--out": "--out runs/tables", "--workdir": "--workdir runs/my_run",
+           "--results": "--results runs/reproduce/results.json"}
   names, options, argv = [], {}, list(argv)
   while argv:
     a = argv.pop(0)
@@ -65,7 +120,7 @@ def parse_args(argv: Sequence[str]) -> tuple[list[str], dict]:
     if flag in flags:
       value = a.partition("=")[2] or (argv.pop(0) if argv else "")
       if not value:
-        raise SystemExit(f"{flag} needs a directory, e.g. {flags[flag]}")
+        raise SystemExit(f"{flag} needs a {'file' if flag == '--results' else 'directory'}, e.g. {flags[flag]}")
       options[flag[2:]] = value
     else:
       names.append(a)

@@ -1,6 +1,8 @@
-"""``python -m jaxgen.tables [module ...] [--out DIR] [--workdir RUN]``: print every reproduced table (or
-those of the named modules); ``--out DIR`` is where modules that draw a figure (``samplers``) save it, and
-``--workdir RUN`` a trained run whose network a module measures (``samplers``)."""
+"""``python -m jaxgen.tables [module ...] [--out DIR] [--workdir RUN] [--results FILE]``: print every
+reproduced table (or those of the named modules); ``--out DIR`` is where modules that draw a figure
+(``samplers``) save it, ``--workdir RUN`` a trained run whose network a module measures (``samplers``), and
+``--results FILE`` the results file the evaluation tables read instead of results/converted.json
+(docs/reproduce.md)."""
 
 import sys
 

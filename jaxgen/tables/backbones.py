@@ -3,12 +3,19 @@
 ``python -m jaxgen.tables backbones``. Our numbers come from ``jaxgen.flops`` (a traced forward at
 batch 1, no computation) and the ``params`` collection of the registered model. Deviations over 2%
 are flagged with ``*`` and explained in the table notes. Papers round to 2–3 significant figures.
+
+Also: ImageNet top-1 of the torchvision releases (published / converted / jaxgen-trained, from the results
+file, ``jaxgen.tables.three_columns``); EfficientNet's compound scaling rule (α = 1.2, β = 1.1, γ = 1.15)
+at φ = 1…7 beside the released B1–B7 coefficients; and the cost of GoogLeNet's inception (3a) module without
+and with its 1×1 reductions (Szegedy et al. 2015 §4, Fig. 2), counted by ``jaxgen.flops`` on jaxgen layers.
 """
 
 from __future__ import annotations
 
+import math
+
 from jaxgen import flops
-from jaxgen.tables import Table, deviation
+from jaxgen.tables import Table, deviation, three_columns
 
 TOL = 0.02
 
@@ -131,5 +138,139 @@ def googlenet_xception() -> Table:
                       "Xception: the paper gives no FLOPs; its 22,855,952 parameters (Table 3) are ours exactly."])
 
 
-def tables() -> list[Table]:
-  return [efficientnet(), mobilenet_v1(), mobilenet_v2_v3(), shufflenet(), googlenet_xception()]
+def imagenet_top1(results: str | None = None) -> Table:
+  """ImageNet validation top-1: torchvision's published accuracy of each release, the release converted to
+  jaxgen (``jaxgen.convert.torchvision`` / ``efficientnet``), and a network jaxgen trained."""
+  return three_columns(
+      "imagenet_top1", "ImageNet-1k validation top-1 (%) of the torchvision releases",
+      "torchvision IMAGENET1K_V1 weights meta 'acc@1'; measured by `python -m jaxgen.eval.reproduce "
+      "imagenet_top1` (docs/reproduce.md)", results,
+      notes=["Evaluation crop as torchvision's ImageClassification preset: resize the short side to 256, central "
+             "224 crop (jaxgen: central square of 0.875 × the short side, resized to 224; bilinear, bicubic for "
+             "EfficientNet-B0), 50,000 validation images."])
+
+
+# EfficientNet compound scaling (Tan & Le 2019, eq. 3 and §4): depth α^φ, width β^φ, resolution γ^φ with
+# α·β²·γ² ≈ 2, found by grid search at φ = 1 on B0.
+ALPHA, BETA, GAMMA = 1.2, 1.1, 1.15
+
+
+def compound_coefficients(phi: float, base_resolution: int = 224) -> tuple[float, float, float]:
+  """(width β^φ, depth α^φ, resolution 224·γ^φ) of the compound scaling rule."""
+  return BETA ** phi, ALPHA ** phi, base_resolution * GAMMA ** phi
+
+
+def implied_phi(width: float, depth: float, resolution: float, base_resolution: int = 224) -> tuple[float, ...]:
+  """The φ each released coefficient corresponds to: (log_β width, log_α depth, log_γ(resolution/224))."""
+  return (math.log(width) / math.log(BETA), math.log(depth) / math.log(ALPHA),
+          math.log(resolution / base_resolution) / math.log(GAMMA))
+
+
+def compound_scaling() -> Table:
+  from jaxgen.models.efficientnet import COEFFICIENTS
+  rows = []
+  for k in range(1, 8):
+    w, d, r, _ = COEFFICIENTS[f"b{k}"]
+    dw, dd, dr = compound_coefficients(k)
+    pw, pd, pr = implied_phi(w, d, r)
+    rows.append([f"B{k}", k, f"{dw:.3f}, {dd:.3f}, {dr:.1f}", f"{w}, {d}, {r}", f"{pw:.2f}", f"{pd:.2f}", f"{pr:.2f}",
+                 round(d * w * w * (r / 224) ** 2, 2), round((ALPHA * BETA ** 2 * GAMMA ** 2) ** k, 2)])
+  return Table(
+      "EfficientNet compound scaling: α^φ, β^φ, γ^φ at φ = k vs the released B1–B7 (width, depth, resolution)",
+      ["model", "φ", "rule: width, depth, res", "released: width, depth, res", "φ of width", "φ of depth",
+       "φ of res", "FLOPs × (released d·w²·r²)", "FLOPs × (rule (αβ²γ²)^φ)"], rows,
+      source="Tan & Le, ICML 2019, eq. 3 and §4 (α = 1.2, β = 1.1, γ = 1.15 from a grid search at φ = 1); released "
+             "coefficients: jaxgen.models.efficientnet.COEFFICIENTS (the TF release's efficientnet_params, "
+             "torchvision's the same)",
+      notes=["The released models are not α^φ, β^φ, γ^φ at φ = 1…7: no single φ gives all three coefficients of a "
+             "model. Solved for φ, the released widths give φ ≈ " + _phis(0) + ", the depths " + _phis(1) +
+             " and the resolutions " + _phis(2) + " for B1…B7: width and resolution follow roughly φ ≈ 0.5, 1, 2, "
+             "3.5, 5, 6, 7 (B1 keeps B0's width), depth lags from B4 on, and every coefficient is rounded (width "
+             "and depth to 0.1, resolution to a multiple of 4).",
+             "So the releases grow FLOPs (d·w²·r² relative to B0) more slowly than the rule at φ = k, "
+             "(αβ²γ² = 1.92)^k: B1 1.26× instead of 1.92×, B7 89× instead of 96×. The paper says B1–B7 come from "
+             "scaling B0 'with different φ' (§4); the released table is a set of hand-picked, rounded operating "
+             "points, not integer φ.",
+             "EfficientNet Table 2's FLOPs, parameter counts and the MACs counted on these coefficients: the "
+             "'EfficientNet (Table 2)' table above."])
+
+
+def _phis(i: int) -> str:
+  from jaxgen.models.efficientnet import COEFFICIENTS
+  return ", ".join(f"{implied_phi(*COEFFICIENTS[f'b{k}'][:3])[i]:.1f}" for k in range(1, 8))
+
+
+class _NaiveInception:
+  """Szegedy et al. 2015 Fig. 2(a): 1×1, 3×3 and 5×5 convs straight on the input and a 3×3 max-pool
+  branch that passes all input channels on (built from jaxgen's GoogLeNet BasicConv, biased, no BN)."""
+
+  def __new__(cls, c1, c3, c5):
+    import flax.linen as nn
+    import jax.numpy as jnp
+
+    from jaxgen.models.cnn_layers import max_pool_ceil
+    from jaxgen.models.googlenet import BasicConv
+
+    class NaiveInception(nn.Module):
+      @nn.compact
+      def __call__(self, x):
+        conv = lambda f, k, name: BasicConv(f, k, use_bn=False, name=name)   # noqa: E731
+        return jnp.concatenate([conv(c1, 1, "b1")(x), conv(c3, 3, "b2_conv")(x), conv(c5, 5, "b3_conv")(x),
+                                max_pool_ceil(x, 3, 1, 1)], axis=-1)
+
+    return NaiveInception()
+
+
+def inception_module_costs(side: int = 28, channels: int = 192) -> dict[str, dict]:
+  """MACs, parameters and output channels of GoogLeNet's inception (3a) at side²×channels, naive (Fig. 2a)
+  and with 1×1 reductions (Fig. 2b, the paper's true 5×5), each branch separately; counted by
+  ``jaxgen.flops`` on the traced module."""
+  import jax
+  import jax.numpy as jnp
+  import numpy as np
+
+  from jaxgen.models.googlenet import INCEPTION, Inception
+  c1, r3, c3, r5, c5, pp = INCEPTION["3a"]
+  x = jax.ShapeDtypeStruct((1, side, side, channels), jnp.float32)
+  out = {}
+  for name, module in (("naive", _NaiveInception(c1, c3, c5)),
+                       ("reduced", Inception(INCEPTION["3a"], five=5, use_bn=False))):
+    variables = jax.eval_shape(lambda m=module: m.init(jax.random.key(0), jnp.zeros(x.shape)))
+    records = flops.jaxpr_macs(jax.make_jaxpr(lambda v, a, m=module: m.apply(v, a))(variables, x))
+    per_branch: dict[str, int] = {}
+    for scope, n in records:
+      branch = next((b for b in ("b1", "b2", "b3", "b4") if f"/{b}" in f"/{scope}" or scope.startswith(b)), scope)
+      per_branch[branch] = per_branch.get(branch, 0) + n
+    shape = jax.eval_shape(lambda v, a, m=module: m.apply(v, a), variables, x).shape
+    params = int(sum(np.prod(p.shape) for p in jax.tree_util.tree_leaves(variables["params"])))
+    out[name] = dict(macs=sum(per_branch.values()), branches=per_branch, params=params, out_channels=shape[-1])
+  return out
+
+
+def inception_module() -> Table:
+  c = inception_module_costs()
+  n, r = c["naive"], c["reduced"]
+  b = lambda d, k: d["branches"].get(k, 0) / 1e6   # noqa: E731
+  rows = [["naive (Fig. 2a)", b(n, "b1"), b(n, "b2"), b(n, "b3"), 0.0, n["macs"] / 1e6, n["params"], n["out_channels"]],
+          ["1×1 reductions (Fig. 2b)", b(r, "b1"), b(r, "b2"), b(r, "b3"), b(r, "b4"), r["macs"] / 1e6, r["params"],
+           r["out_channels"]]]
+  return Table(
+      "GoogLeNet inception (3a) at 28×28×192: MMACs per branch, naive vs with 1×1 reductions",
+      ["module", "1×1 (64)", "3×3 (128)", "5×5 (32)", "pool branch", "total MMACs", "params", "out channels"], rows,
+      source="Szegedy et al. 2015 §4 and Fig. 2; Table 1 row inception (3a): #1×1 64, #3×3 reduce 96, #3×3 128, "
+             "#5×5 reduce 16, #5×5 32, pool proj 32; counted with jaxgen.flops on jaxgen's GoogLeNet layers "
+             "(the paper's true 5×5, biases, no BN)",
+      notes=[f"The 1×1 reductions cut the module's cost {n['macs'] / r['macs']:.2f}× ({n['macs']:,} → {r['macs']:,} "
+             f"MACs): the 5×5 branch alone falls from {b(n, 'b3'):.1f}M to {b(r, 'b3'):.1f}M (a 16-channel "
+             "reduction before 25·32-tap filters), the 3×3 branch from "
+             f"{b(n, 'b2'):.1f}M to {b(r, 'b2'):.1f}M.",
+             f"The paper's second argument: the naive module's pooling branch passes all 192 input channels on, so "
+             f"its output has {n['out_channels']} channels instead of {r['out_channels']}; stacked, the width and "
+             "with it the next module's cost grow from stage to stage. The pool projection (1×1, 32) caps it.",
+             "Analytic check: MACs = H·W·Σ k²·C_in·C_out over the convs — 784·(192·64 + 9·192·128 + 25·192·32) = "
+             "303,464,448 (naive) and 784·(192·64 + 192·96 + 9·96·128 + 192·16 + 25·16·32 + 192·32) = 128,049,152."])
+
+
+def tables(results: str | None = None) -> list[Table]:
+  return [efficientnet(), mobilenet_v1(), mobilenet_v2_v3(), shufflenet(), googlenet_xception(),
+          compound_scaling(), inception_module(), imagenet_top1(results)]

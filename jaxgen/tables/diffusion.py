@@ -20,7 +20,7 @@ import math
 
 import numpy as np
 
-from jaxgen.tables import Table
+from jaxgen.tables import Table, three_columns
 
 SIGMA_MIN, SIGMA_MAX = 0.002, 80.0
 W = np.array([0.25, 0.5, 0.25])
@@ -152,5 +152,27 @@ def order_table() -> Table:
       source="docs/reference.md §3 (float64 study: Euler 0.98–1.0, Heun 2.05–2.13 over N = 16…128)")
 
 
-def tables() -> list[Table]:
-  return [fig2_table(), order_table()]
+def edm_table2(results: str | None = None) -> Table:
+  """EDM Table 2 (config F): the paper's FID, the released networks converted, a jaxgen-trained network."""
+  return three_columns(
+      "edm_table2", "EDM Table 2 (config F): FID, 50k samples, minimum over 3 seed sets",
+      "Karras et al. 2022 Table 2; measured by `python -m jaxgen.eval.reproduce edm_table2 --row ROW` "
+      "(docs/reproduce.md)", results,
+      notes=["Sampler per row (EDM generate.py): Heun, ρ = 7, N = 18 (NFE 35) at 32², N = 40 (NFE 79) at 64²; "
+             "ImageNet-64: EDM's stochastic sampler, N = 256, S_churn 40, S_tmin 0.05, S_tmax 50, S_noise 1.003 "
+             "(NFE 511). FID against the training set's statistics (CIFAR-10: train split)."])
+
+
+def score_sde_nll(results: str | None = None) -> Table:
+  """score_sde's bits/dim on the CIFAR-10 test split: paper, converted checkpoint, jaxgen-trained."""
+  return three_columns(
+      "score_sde_nll", "score SDE: bits/dim on the CIFAR-10 test split (PF-ODE likelihood)",
+      "Song et al. 2021; measured by `python -m jaxgen.eval.reproduce score_sde_nll` (docs/reproduce.md)",
+      results,
+      notes=["Uniform dequantization, Rademacher trace probes, RK45 rtol = atol = 1e-5 from t = 1e-5, the test "
+             "split passed 5 times (score_sde run_lib.evaluate); bpd = −log p/(D ln 2) + 7 on [−1, 1] data "
+             "(docs/reference.md §2)."])
+
+
+def tables(results: str | None = None) -> list[Table]:
+  return [fig2_table(), order_table(), edm_table2(results), score_sde_nll(results)]

@@ -41,7 +41,7 @@ import time
 
 import numpy as np
 
-from jaxgen.tables import Table
+from jaxgen.tables import Table, three_columns
 from jaxgen.tables.diffusion import pf_ode_rk4
 
 SIGMA_MIN, SIGMA_MAX = 0.002, 80.0
@@ -341,13 +341,26 @@ def _plot(results, targets, path, floor=0.0, what="2-D mixture, exact D"):
   fig.savefig(path, dpi=120)
 
 
+def ddim_table(results: str | None = None) -> Table:
+  """DDIM Table 1 (CIFAR-10): FID against the number of steps S for η = 0 and 1 — the paper's, the DDPM
+  release converted (jaxgen.convert.ddpm), and a jaxgen-trained DDPM, from the results file."""
+  return three_columns(
+      "ddim_table", "DDIM Table 1 (CIFAR-10): FID of 50k samples vs steps S, η = 0 (DDIM) and η = 1",
+      "Song, Meng & Ermon 2021 Table 1; measured by `python -m jaxgen.eval.reproduce ddim_table` "
+      "(docs/reproduce.md)", results,
+      notes=["τ: DDIM's quadratic sub-sequence for CIFAR-10, ⌊linspace(0, √(0.8T), S)²⌋ (task.sigma_grid "
+             "'ddim_quadratic'); NFE = S; one 50k seed set per cell (experiments/ddpm/cifar10_ddim.py)."])
+
+
 def tables(out: str | None = None, targets=TARGETS, batch: int | None = None, names=None,
-           workdir: str | None = None, samplers=None) -> list[Table]:
-  """The deterministic and the stochastic table (and, with ``out`` or $JAXGEN_TABLES_OUT, the PNG).
+           workdir: str | None = None, samplers=None, results: str | None = None) -> list[Table]:
+  """The deterministic and the stochastic table (and, with ``out`` or $JAXGEN_TABLES_OUT, the PNG), then
+  DDIM's step table (three columns, ``ddim_table``; ``results``: the results file to read).
 
   With ``workdir`` (or $JAXGEN_TABLES_WORKDIR) the checkpoint mode: the deterministic table only, on the
   network of that diffusion run (module docstring); ``batch`` defaults to 1024 on the mixture, 64 there.
   ``samplers`` (or ``names``): only these ``sample_*`` names."""
+  results_file = results      # (``results`` below is the samplers' evaluation)
   out = out or os.environ.get("JAXGEN_TABLES_OUT") or None
   workdir = workdir or os.environ.get("JAXGEN_TABLES_WORKDIR") or None
   names = names if names is not None else samplers
@@ -407,6 +420,8 @@ def tables(out: str | None = None, targets=TARGETS, batch: int | None = None, na
     _plot(results, targets, path, floors.get('SDE', 0.0),
           what="trained network vs Heun N = 256" if workdir else "2-D mixture, exact D")
     made[-1].notes.append(f"plot: {path}")
+  if not workdir:
+    made.append(ddim_table(results_file))
   return made
 
 
