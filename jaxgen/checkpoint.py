@@ -47,6 +47,7 @@ import orbax.checkpoint as ocp
 from etils import epath
 
 from jaxgen import fs
+from jaxgen import sharding as shd
 from jaxgen.errors import ConfigError
 
 log = _pylogging.getLogger("jaxgen")
@@ -116,15 +117,7 @@ class WorkdirLock:
 
 def _leaf_path(path) -> str:
   """A tree path as dotted names, the same for a dataclass/namedtuple state and orbax's dict/list tree."""
-  parts = []
-  for k in path:
-    for attr in ("key", "name", "idx"):
-      if hasattr(k, attr):
-        parts.append(str(getattr(k, attr)))
-        break
-    else:
-      parts.append(str(k))
-  return ".".join(parts)
+  return shd.path_name(path, ".")
 
 
 def _shapes(tree) -> dict[str, tuple]:

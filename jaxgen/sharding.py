@@ -231,8 +231,9 @@ def fsdp_spec(shape: Sequence[int], mesh: Mesh, min_size: int = FSDP_MIN_SIZE) -
   return P()
 
 
-def path_name(path) -> str:
-  """A tree path as the '/'-joined names the rules match (``params/Dense_0/kernel``)."""
+def path_name(path, sep: str = "/") -> str:
+  """A tree path as the ``sep``-joined names the rules match (``params/Dense_0/kernel``); the same names for a
+  dataclass/namedtuple state and orbax's dict/list tree."""
   parts = []
   for k in path:
     for attr in ("key", "name", "idx"):
@@ -241,7 +242,7 @@ def path_name(path) -> str:
         break
     else:
       parts.append(str(k))
-  return "/".join(parts)
+  return sep.join(parts)
 
 
 def leaf_spec(name: str, shape: Sequence[int], mesh: Mesh, rules: Sequence, min_size: int = FSDP_MIN_SIZE
@@ -324,15 +325,6 @@ def shard_batch(batch: Any, mesh: Mesh) -> Any:
 
 
 def to_host(x: Any) -> Any:
-  """A pytree of (possibly multi-host) arrays as numpy on every process."""
-  import numpy as np
-
-  def get(a):
-    if isinstance(a, jax.Array) and not a.is_fully_addressable:
-      if a.is_fully_replicated:
-        return np.asarray(a.addressable_data(0))
-      from jax.experimental import multihost_utils
-      return np.asarray(multihost_utils.process_allgather(a, tiled=True))
-    return np.asarray(a)
-
-  return jax.tree_util.tree_map(get, x)
+  """A pytree of (possibly multi-host) arrays as numpy on every process (``jaxgen.sampling.to_host``)."""
+  from jaxgen.sampling import to_host as _to_host  # noqa: PLC0415 (the tasks layer holds the one copy)
+  return _to_host(x)
