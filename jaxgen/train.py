@@ -324,10 +324,16 @@ def validate_config(config, *, device_count: int | None = None, process_count: i
     raise ConfigError(f"optimizer.schedule={sched!r} is unknown: set --config.optimizer.schedule to "
                       f"one of {', '.join(optim.SCHEDULES)}.")
   accum = int(config.optimizer.get("grad_accum_steps", 1))
-  unit = device_count * accum
+  batch_devices = device_count   # the batch is split over 'data' x 'fsdp'; 'model' devices share a slice
+  if config.get("mesh") is not None:
+    sizes = shd.mesh_shape(dict(config.mesh), device_count)
+    batch_devices = sizes["data"] * sizes["fsdp"]
+  unit = batch_devices * accum
   if config.batch_size % unit:
+    split = (f"{device_count} devices" if batch_devices == device_count else
+             f"the {batch_devices} batch devices (data x fsdp) of the mesh")
     raise ConfigError(
-        f"batch_size={config.batch_size} is not divisible by {device_count} devices x "
+        f"batch_size={config.batch_size} is not divisible by {split} x "
         f"grad_accum_steps {accum} = {unit}: set --config.batch_size to a multiple of {unit}.")
   eval_bs = int(config.get("eval_batch_size", 0) or config.batch_size)
   if eval_bs % process_count:

@@ -281,3 +281,14 @@ def test_transformer_rules_split_gpt_heads_and_mlp_over_the_model_axis():
   for a, b in zip(jax.tree_util.tree_leaves(host_tree(got_g)), want_g):
     assert float(np.max(np.abs(a - b))) <= 1e-5 * max(float(np.max(np.abs(b))), 1e-3 * scale)
   assert got_g["blocks_0"]["mlp_fc"]["kernel"].sharding.spec == P("fsdp", "model")
+
+
+def test_the_batch_need_only_divide_the_batch_devices_of_a_mesh_with_a_model_axis():
+  # 8 devices as data 2 x fsdp 2 x model 2: the batch is split over 4 devices, so 4 is a valid batch
+  # and 6 is refused naming the 4 batch devices (validate_config alone: nothing is built or written).
+  train.validate_config(_config(2, 2, 2, batch_size=4), device_count=8, process_count=1)
+  with pytest.raises(ConfigError, match=r"not divisible by the 4 batch devices \(data x fsdp\)") as e:
+    train.validate_config(_config(2, 2, 2, batch_size=6), device_count=8, process_count=1)
+  _one_line(e)
+  with pytest.raises(ConfigError, match=r"batch_size=4 is not divisible by 8 devices"):
+    train.validate_config(_config(-1, 1, 1, batch_size=4), device_count=8, process_count=1)
