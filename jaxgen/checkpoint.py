@@ -96,6 +96,12 @@ class WorkdirLock:
     self._fd = fd
     return self
 
+  @property
+  def lost(self) -> bool:
+    """True once another trainer has taken this lock over (GCS only: a holder stalled past the stale
+    timeout); an ``flock`` cannot be lost while its process lives."""
+    return self._object is not None and self._object.lost
+
   def release(self) -> None:
     if self._object is not None:
       self._object.release()

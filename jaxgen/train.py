@@ -992,6 +992,10 @@ def _train(config, workdir: str, fresh: bool):
         first = False
       if step == total:
         break
+      if lock is not None and lock.lost:   # another trainer took the workdir over: write nothing more
+        raise ConfigError(f"the lock of --workdir {run.workdir} was taken over by another trainer after this "
+                          f"run stalled past JAXGEN_GCS_LOCK_STALE_S: stopped at step {step} without writing "
+                          "more; let that run finish (or stop it), then rerun this command.")
       stop = preempt.reached(step)
       due = actions.due(step)
       if stop and "checkpoint" not in due:

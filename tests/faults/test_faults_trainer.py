@@ -124,6 +124,19 @@ def test_a_launcher_holding_the_workdir_refuses_a_second_trainer_and_exits_75_on
 # Files that disappear or do not fit
 # ---------------------------------------------------------------------------------------------
 
+def test_a_lost_workdir_lock_stops_the_run_before_it_writes_again(tmp_path, monkeypatch):
+  # A GCS lock is lost when this run stalled past the stale timeout and another trainer took the workdir
+  # over (tests/test_gcs.py covers the object lock itself). Simulated here: the lock reports itself lost
+  # from the start, so the run stops at its first step boundary, before any checkpoint or metrics record.
+  monkeypatch.setattr(ckpt_lib.WorkdirLock, "lost", property(lambda self: True))
+  workdir = str(tmp_path / "run")
+  with pytest.raises(errors.ConfigError, match=r"was taken over by another trainer .* stopped at step 1") as e:
+    train.train_and_evaluate(make_config(**SMALL), workdir)
+  assert "\n" not in str(e.value)
+  assert ckpt_lib.saved_steps(workdir) == []
+  assert not log_lib.read_metrics(workdir)
+
+
 def test_a_deleted_metrics_file_is_recreated_with_a_warning(tmp_path, caplog):
   writer = log_lib.MetricWriter(str(tmp_path))
   writer.write(1, {"loss": 1.0})
