@@ -62,10 +62,8 @@ DEFAULT_OUT = os.path.join(ROOT, "results", "cpu_vs_torch.json")
 
 
 def _load() -> list[float]:
-  try:
-    return [round(v, 2) for v in os.getloadavg()]
-  except OSError:
-    return []
+  from jaxgen.eval.results import load_average  # noqa: PLC0415 (the torch worker runs without jaxgen)
+  return load_average()
 
 
 def _timed(fn, iters: int) -> list[list[float]]:
@@ -299,17 +297,6 @@ def run_row(row, batch, torch, rounds, iters, edm_size="full", torch_threads=(1,
   return res
 
 
-def cpu_name() -> str:
-  try:
-    with open("/proc/cpuinfo") as f:
-      for line in f:
-        if line.startswith("model name"):
-          return line.split(":", 1)[1].strip()
-  except OSError:
-    pass
-  return platform.processor() or platform.machine()
-
-
 def render(rows: list[dict]) -> str:
   """Wall-clock medians (ms) and ratios best PyTorch / jaxgen (> 1: jaxgen faster); 'cpu' ratios compare
   process CPU seconds instead."""
@@ -352,6 +339,8 @@ def main(argv=None):
   if a.torch_worker:
     return worker_main(a.edm_repo, a.edm_size)
   import jax
+
+  from jaxgen.eval import results as results_lib
   torch = None if a.no_torch else TorchClient(a.torch_python, a.edm_repo, a.edm_size)
   if torch is not None and torch.error:
     print(f"note: {torch.error}; timing jaxgen only.", flush=True)
@@ -362,7 +351,7 @@ def main(argv=None):
   def save(complete: bool):   # after every row, so an interrupted run keeps what it measured
     result = dict(benchmark="benchmarks/cpu_vs_torch.py", argv=sys.argv[1:] if argv is None else list(argv),
                   date=started.strftime("%Y-%m-%d %H:%M UTC"), complete=complete,
-                  machine=dict(cpu=cpu_name(), cores=os.cpu_count(), platform=platform.platform(),
+                  machine=dict(cpu=results_lib.cpu_name(), cores=os.cpu_count(), platform=platform.platform(),
                                backend=jax.default_backend()),
                   jax=jax.__version__, torch=torch.version if torch is not None else None,
                   torch_threads=threads, load_before=load0, load_after=_load(), rounds=a.rounds, rows=rows)

@@ -47,6 +47,7 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 from flax import linen as nn  # noqa: E402
 
+from jaxgen.eval.results import cpu_name, load_average as _load  # noqa: E402
 from jaxgen.models.cnn_layers import ConvBN  # noqa: E402
 
 BLOCKS = 10
@@ -170,24 +171,6 @@ def _compile(row, batch):
   fn = jax.jit(model.apply).lower(v, x).compile()
   fn(v, x).block_until_ready()
   return lambda: fn(v, x).block_until_ready()
-
-
-def _load() -> list[float]:
-  try:
-    return [round(v, 2) for v in os.getloadavg()]
-  except OSError:
-    return []
-
-
-def cpu_name() -> str:
-  try:
-    with open("/proc/cpuinfo") as f:
-      for line in f:
-        if line.startswith("model name"):
-          return line.split(":", 1)[1].strip()
-  except OSError:
-    pass
-  return platform.processor() or platform.machine()
 
 
 def measure(rows, batches, rounds, iters, max_gmac=float("inf")) -> list[dict]:

@@ -71,10 +71,6 @@ def _network(model: str, overrides: dict):
   return net, stages
 
 
-def _conv(w: np.ndarray) -> np.ndarray:
-  return np.transpose(w, (2, 3, 1, 0))
-
-
 def convert_torchvision(sd: dict[str, np.ndarray], model: str = "efficientnet_b0",
                         overrides: dict | None = None) -> tuple[dict[str, np.ndarray], dict]:
   """``(flat, meta)`` of a torchvision EfficientNet state dict (module docstring)."""
@@ -83,44 +79,29 @@ def convert_torchvision(sd: dict[str, np.ndarray], model: str = "efficientnet_b0
   if variant not in COEFFICIENTS:
     raise EfficientNetConvertError(f"--model {model} is not an EfficientNet: use efficientnet_b0 … efficientnet_b7.")
   ov = {**torchvision_overrides(variant), **_num_classes(sd.get("classifier.1.weight"), 0), **(overrides or {})}
-  net, stages = _network(model, ov)
-  flat, used = {}, set()
-
-  def take(key):
-    if key not in sd:
-      raise EfficientNetConvertError(f"the state dict has no {key}: not a torchvision {model} (with "
-                                     f"overrides {json.dumps(overrides or {})}).")
-    used.add(key)
-    return np.asarray(sd[key], np.float32)
-
-  def conv_bn(t: str, j: str):
-    flat[f"params/{j}/conv/kernel"] = _conv(take(f"{t}.0.weight"))
-    flat[f"params/{j}/bn/scale"], flat[f"params/{j}/bn/bias"] = take(f"{t}.1.weight"), take(f"{t}.1.bias")
-    flat[f"batch_stats/{j}/bn/mean"], flat[f"batch_stats/{j}/bn/var"] = (take(f"{t}.1.running_mean"),
-                                                                           take(f"{t}.1.running_var"))
-    used.add(f"{t}.1.num_batches_tracked")
-
-  conv_bn("features.0", "stem")
+  _, stages = _network(model, ov)
+  from jaxgen.convert.torchvision import StateDictMapper  # noqa: PLC0415
+  m = StateDictMapper(sd, EfficientNetConvertError,
+                      f"not a torchvision {model} (with overrides {json.dumps(overrides or {})})")
+  m.conv_bn("features.0.0", "features.0.1", "stem")
   for n, (s, j, e) in enumerate(stages):
     t = f"features.{s + 1}.{j}.block"
     parts = (["expand"] if e != 1 else []) + ["depthwise", "se", "project"]
     for i, part in enumerate(parts):
       if part == "se":
         for tv, jx in (("fc1", "reduce"), ("fc2", "expand")):
-          flat[f"params/block{n}/se/{jx}/kernel"] = _conv(take(f"{t}.{i}.{tv}.weight"))
-          flat[f"params/block{n}/se/{jx}/bias"] = take(f"{t}.{i}.{tv}.bias")
+          m.conv(f"{t}.{i}.{tv}", f"block{n}/se/{jx}", bias=True)
       else:
-        conv_bn(f"{t}.{i}", f"block{n}/{part}")
-  conv_bn("features.8", "head")    # features.0 stem, features.1–7 the seven stages, features.8 head
-  flat["params/classifier/kernel"] = take("classifier.1.weight").T
-  flat["params/classifier/bias"] = take("classifier.1.bias")
-  extra = sorted(k for k in set(sd) - used if not k.endswith("num_batches_tracked"))
+        m.conv_bn(f"{t}.{i}.0", f"{t}.{i}.1", f"block{n}/{part}")
+  m.conv_bn("features.8.0", "features.8.1", "head")   # features.0 stem, 1–7 the seven stages, 8 head
+  m.dense("classifier.1", "classifier")
+  extra = m.unused(lambda k: k.endswith("num_batches_tracked"))
   if extra:
     raise EfficientNetConvertError(f"the state dict has {len(extra)} tensors {model} lacks (e.g. {extra[:3]}): "
                                    "pick the matching --model (b0 … b7) or --overrides (width/depth).")
   meta = {"source": "torchvision", "model": model, "overrides": ov}
-  _check(flat, meta)
-  return flat, meta
+  _check(m.out, meta)
+  return m.out, meta
 
 
 def _num_classes(classifier: np.ndarray | None, axis: int) -> dict:

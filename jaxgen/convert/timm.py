@@ -44,10 +44,6 @@ class TimmConvertError(ValueError):
   """The weights do not fit the network asked for (the message names what and why)."""
 
 
-def _conv(w: np.ndarray) -> np.ndarray:
-  return np.transpose(w, (2, 3, 1, 0))
-
-
 def convert_xception(sd: dict[str, np.ndarray], model: str = "xception",
                      overrides: dict | None = None) -> tuple[dict[str, np.ndarray], dict]:
   """``(flat, meta)`` of a timm legacy_xception state dict (module docstring)."""
@@ -69,62 +65,52 @@ def convert_xception(sd: dict[str, np.ndarray], model: str = "xception",
   if sd["fc.weight"].shape[0] != 1000:
     ov["num_classes"] = int(sd["fc.weight"].shape[0])
   ov.update(overrides or {})
-  flat, used = {}, set()
-
-  def take(key):
-    if key not in sd:
-      raise TimmConvertError(f"the state dict has no {key}: not timm's legacy_xception.")
-    used.add(key)
-    return np.asarray(sd[key], np.float32)
-
-  def bn(t: str, j: str):
-    flat[f"params/{j}/scale"], flat[f"params/{j}/bias"] = take(f"{t}.weight"), take(f"{t}.bias")
-    flat[f"batch_stats/{j}/mean"], flat[f"batch_stats/{j}/var"] = take(f"{t}.running_mean"), take(f"{t}.running_var")
+  from jaxgen.convert.torchvision import StateDictMapper  # noqa: PLC0415
+  m = StateDictMapper(sd, TimmConvertError, "not timm's legacy_xception")
 
   def sep(t: str, j: str):
-    flat[f"params/{j}/depthwise/kernel"] = _conv(take(f"{t}.conv1.weight"))
-    flat[f"params/{j}/pointwise/kernel"] = _conv(take(f"{t}.pointwise.weight"))
+    m.conv(f"{t}.conv1", f"{j}/depthwise")
+    m.conv(f"{t}.pointwise", f"{j}/pointwise")
 
   def rep(b: int):
     """The (separable, BN) index pairs of block ``b``'s ``rep`` Sequential, in order."""
-    idx = lambda suffix: sorted({int(m.group(1)) for k in sd for m in [re.match(rf"block{b}\.rep\.(\d+)\.{suffix}$", k)]
-                                 if m})
+    idx = lambda suffix: sorted({int(g.group(1)) for k in sd for g in [re.match(rf"block{b}\.rep\.(\d+)\.{suffix}$", k)]
+                                 if g})
     seps, bns = idx(r"conv1\.weight"), idx(r"running_mean")
     if len(seps) != len(bns):
       raise TimmConvertError(f"block{b}.rep has {len(seps)} separable convs but {len(bns)} BatchNorms.")
     return list(zip(seps, bns))
 
   for t, j in (("conv1", "stem1"), ("conv2", "stem2")):
-    flat[f"params/{j}/kernel"] = _conv(take(f"{t}.weight"))
-    bn(t.replace("conv", "bn"), f"{j}_bn")
+    m.conv(t, j)
+    m.bn(t.replace("conv", "bn"), f"{j}_bn")
   for b, name in ((1, "entry1"), (2, "entry2"), (3, "entry3"), (exit_block, "exit1")):
-    flat[f"params/{name}_shortcut/kernel"] = _conv(take(f"block{b}.skip.weight"))
-    bn(f"block{b}.skipbn", f"{name}_shortcut_bn")
+    m.conv(f"block{b}.skip", f"{name}_shortcut")
+    m.bn(f"block{b}.skipbn", f"{name}_shortcut_bn")
     pairs = rep(b)
     if len(pairs) != 2:
       raise TimmConvertError(f"block{b} has {len(pairs)} separable convs: the entry/exit blocks have 2.")
     for n, (s, q) in enumerate(pairs, 1):
       sep(f"block{b}.rep.{s}", f"{name}_sep{n}")
-      bn(f"block{b}.rep.{q}", f"{name}_bn{n}")
+      m.bn(f"block{b}.rep.{q}", f"{name}_bn{n}")
   for i, b in enumerate(middle):
     pairs = rep(b)
     if len(pairs) != 3:
       raise TimmConvertError(f"block{b} has {len(pairs)} separable convs: the middle blocks have 3.")
     for n, (s, q) in enumerate(pairs):
       sep(f"block{b}.rep.{s}", f"middle{i}_sep{n}")
-      bn(f"block{b}.rep.{q}", f"middle{i}_bn{n}")
+      m.bn(f"block{b}.rep.{q}", f"middle{i}_bn{n}")
   for t, q, n in (("conv3", "bn3", 1), ("conv4", "bn4", 2)):
     sep(t, f"exit2_sep{n}")
-    bn(q, f"exit2_bn{n}")
-  flat["params/classifier/kernel"] = take("fc.weight").T
-  flat["params/classifier/bias"] = take("fc.bias")
-  extra = sorted(k for k in set(sd) - used if not k.endswith("num_batches_tracked"))
+    m.bn(q, f"exit2_bn{n}")
+  m.dense("fc", "classifier")
+  extra = m.unused(lambda k: k.endswith("num_batches_tracked"))
   if extra:
     raise TimmConvertError(f"the state dict has {len(extra)} tensors jaxgen's {model} lacks (e.g. {extra[:3]}): "
                            "not timm's legacy_xception (the aligned xception41/65/71 are other networks).")
   meta = {"source": "timm legacy_xception", "model": model, "overrides": ov}
-  _common.check_shapes(flat, meta, TimmConvertError)
-  return flat, meta
+  _common.check_shapes(m.out, meta, TimmConvertError)
+  return m.out, meta
 
 
 CONVERTERS = {"xception": convert_xception}

@@ -266,16 +266,17 @@ def read_state_dict(path) -> dict[str, np.ndarray]:
 # Mapping.
 
 
-class _Mapper:
-  """Moves torchvision tensors into the flat jaxgen dict and records which source keys were used."""
+class StateDictMapper:
+  """Moves torch-layout tensors into the flat jaxgen dict and records which source keys were used (the
+  torchvision, EfficientNet and timm converters); a missing key raises ``error`` with ``hint``."""
 
-  def __init__(self, sd: dict[str, np.ndarray]):
-    self.sd, self.out, self.used = sd, {}, set()
+  def __init__(self, sd: dict[str, np.ndarray], error: type[Exception] = TorchvisionConvertError,
+               hint: str = "not the torchvision network asked for (check --model)"):
+    self.sd, self.out, self.used, self.error, self.hint = sd, {}, set(), error, hint
 
   def get(self, key: str) -> np.ndarray:
     if key not in self.sd:
-      raise TorchvisionConvertError(f"the state dict has no {key}: not the torchvision network asked for "
-                                    "(check --model).")
+      raise self.error(f"the state dict has no {key}: {self.hint}.")
     self.used.add(key)
     return np.asarray(self.sd[key], np.float32)
 
@@ -323,7 +324,7 @@ class _Mapper:
     return sorted(k for k in self.sd if k not in self.used and not ignore(k))
 
 
-def _mobilenet_v2(m: _Mapper, overrides: dict, options: dict) -> None:
+def _mobilenet_v2(m: StateDictMapper, overrides: dict, options: dict) -> None:
   feats = m.indices("features")
   if not feats or feats != list(range(len(feats))):
     raise TorchvisionConvertError("no features.0 … features.N: not a torchvision MobileNetV2 state dict.")
@@ -342,7 +343,7 @@ def _mobilenet_v2(m: _Mapper, overrides: dict, options: dict) -> None:
   overrides.setdefault("num_classes", int(m.sd["classifier.1.weight"].shape[0]))
 
 
-def _mobilenet_v3(m: _Mapper, overrides: dict, options: dict) -> None:
+def _mobilenet_v3(m: StateDictMapper, overrides: dict, options: dict) -> None:
   feats = m.indices("features")
   if not feats or feats != list(range(len(feats))):
     raise TorchvisionConvertError("no features.0 … features.N: not a torchvision MobileNetV3 state dict.")
@@ -419,7 +420,7 @@ def shufflenet_permutations(n: int, units: int) -> dict:
   return {k: np.asarray([v[j] for j in range(len(v))]) for k, v in perms.items()}
 
 
-def _shufflenet_v2(m: _Mapper, overrides: dict, options: dict) -> None:
+def _shufflenet_v2(m: StateDictMapper, overrides: dict, options: dict) -> None:
   if not m.has("conv1.0.weight") or not m.has("fc.weight"):
     raise TorchvisionConvertError("no conv1 / fc weights: not a torchvision ShuffleNetV2 state dict.")
   m.conv_bn("conv1.0", "conv1.1", "features/stem")
@@ -461,7 +462,7 @@ _INCEPTION_BRANCHES = (("branch1", "b1"), ("branch2.0", "b2_reduce"), ("branch2.
                        ("branch3.0", "b3_reduce"), ("branch3.1", "b3_conv"), ("branch4.1", "b4_proj"))
 
 
-def _googlenet(m: _Mapper, overrides: dict, options: dict) -> None:
+def _googlenet(m: StateDictMapper, overrides: dict, options: dict) -> None:
   from jaxgen.models.googlenet import INCEPTION
   basic = lambda src, dst: m.conv_bn(f"{src}.conv", f"{src}.bn", dst)
   for c in ("conv1", "conv2", "conv3"):
@@ -504,7 +505,7 @@ def convert(sd: dict[str, np.ndarray], model: str, overrides: dict | None = None
   overrides = dict(overrides or {})
   if not model.startswith("googlenet"):
     overrides.setdefault("input_norm", "imagenet")
-  m = _Mapper(sd)
+  m = StateDictMapper(sd)
   _MAPPERS[model](m, overrides, dict(model=model, aux_logits=aux_logits, transform_input=transform_input))
   dropped = (lambda k: k.startswith("aux")) if model == "googlenet" and not aux_logits else (lambda k: False)
   extra = m.unused(lambda k: dropped(k) or k.endswith("num_batches_tracked"))

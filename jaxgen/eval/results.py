@@ -269,6 +269,28 @@ def hardware() -> tuple[str, list[str]]:
   return summary, [str(d) for d in devs]
 
 
+def cpu_name() -> str:
+  """The CPU model of this machine (``/proc/cpuinfo``), else what ``platform`` knows."""
+  import platform
+  try:
+    with open("/proc/cpuinfo") as f:
+      for line in f:
+        if line.startswith("model name"):
+          return line.split(":", 1)[1].strip()
+  except OSError:
+    pass
+  return platform.processor() or platform.machine()
+
+
+def load_average() -> list[float]:
+  """The 1-, 5- and 15-minute load averages (rounded), or [] where the OS has none: what a CPU timing
+  was measured beside."""
+  try:
+    return [round(v, 2) for v in os.getloadavg()]
+  except OSError:
+    return []
+
+
 def git_commit() -> str:
   """The jaxgen checkout's HEAD commit (with '+dirty' when files differ), or 'unknown' outside a checkout."""
   root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
